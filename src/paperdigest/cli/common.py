@@ -1,0 +1,149 @@
+"""What every command shares: the app, its options, the store, and clean errors."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from paperdigest.config import Settings, load_settings
+from paperdigest.errors import PaperdigestError
+from paperdigest.ingest import ensure_seeded
+from paperdigest.paths import bundled_seed_files, resolve_data_dir
+from paperdigest.store import Store, check_profile_name
+
+app = typer.Typer(
+    name="paperdigest",
+    help="Learns which research papers you care about and mails you a daily digest.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+ProfileOption = Annotated[
+    str,
+    typer.Option(
+        "--profile",
+        "-p",
+        envvar="PAPERDIGEST_PROFILE",
+        help="Whose stars, dismissals and history to use.",
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON array instead of a table.")
+]
+
+
+@dataclass
+class AppContext:
+    """Set by the top-level options; opened lazily so `--help` needs no store."""
+
+    data_dir_flag: Path | None = None
+    config_flag: Path | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_flag)
+        return self._settings
+
+    @property
+    def data_dir(self) -> Path:
+        return resolve_data_dir(self.data_dir_flag, self.settings.data_dir)
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        with Store.open(self.data_dir) as store:
+            seed_with_progress(store)
+            yield store
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):
+        obj = AppContext()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not err.is_terminal,
+    )
+
+
+def seed_with_progress(store: Store) -> None:
+    if store.count_papers() > 0 or store.get_meta("seeded") is not None:
+        return
+    files = bundled_seed_files()
+    with progress() as bar:
+        task = bar.add_task("Loading the bundled seed corpus", total=len(files))
+        report = ensure_seeded(store, on_file=lambda *_: bar.advance(task))
+    if report is not None:
+        err.print(
+            f"Loaded {report.stats.new} papers from the bundled seed corpus "
+            f"into {store.path.parent}."
+        )
+        for problem in report.problems:
+            err.print(f"[yellow]warning:[/] {problem}", markup=True)
+
+
+def profile_name(name: str) -> str:
+    return check_profile_name(name)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"Error: {message}", markup=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except PaperdigestError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except sqlite3.Error as exc:
+            raise fail(f"database error: {exc}") from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+    return wrapper
+
+
+def print_json(value: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")

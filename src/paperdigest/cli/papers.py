@@ -1,0 +1,226 @@
+"""Commands over the local corpus: search, star, dismiss, recommend, preview, ingest."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from paperdigest.cli.common import (
+    JsonOption,
+    ProfileOption,
+    app,
+    app_context,
+    clean_errors,
+    err,
+    out,
+    print_json,
+    profile_name,
+    progress,
+)
+from paperdigest.errors import PaperdigestError
+from paperdigest.ingest import parse_file
+from paperdigest.models import Paper
+from paperdigest.render import make_environment, render_digest
+from paperdigest.service import build_digest, select_picks
+
+LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many.")]
+
+
+def _paper_json(paper: Paper, **extra: object) -> dict[str, object]:
+    return {"id": paper.id, "title": paper.title, **extra}
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+@clean_errors
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="Words to look for in titles and abstracts.")],
+    limit: LimitOption = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Full-text search of the stored papers."""
+    with app_context(ctx).store() as store:
+        hits = store.search(query, limit)
+    if as_json:
+        print_json([_paper_json(p, score=round(s, 4)) for p, s in hits])
+        return
+    if not hits:
+        err.print(f"No paper matches {query!r}.", markup=False)
+        return
+    table = Table("id", "title", "listed", box=None, header_style="bold")
+    for paper, _ in hits:
+        table.add_row(paper.id, _short(paper.title), paper.listed_label or str(paper.listed))
+    out.print(table)
+
+
+def _change_each(
+    ctx: typer.Context, refs: list[str], profile: str, action: str, done: str, noop: str
+) -> None:
+    """Resolve every ref first, so one typo changes nothing at all."""
+    name = profile_name(profile)
+    with app_context(ctx).store() as store:
+        papers = [store.resolve(ref) for ref in refs]
+        for paper in papers:
+            changed = getattr(store, action)(name, paper)
+            label = done if changed else noop
+            out.print(f"{label}: {paper.id}  {_short(paper.title, 70)}", markup=False)
+
+
+RefsArgument = Annotated[
+    list[str],
+    typer.Argument(help="Paper ids, arXiv ids, or title words that name exactly one paper."),
+]
+
+
+@app.command()
+@clean_errors
+def star(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
+    """Star papers you like: the profile learns from them."""
+    _change_each(ctx, refs, profile, "star", "starred", "already starred")
+
+
+@app.command()
+@clean_errors
+def unstar(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
+    """Remove stars."""
+    _change_each(ctx, refs, profile, "unstar", "unstarred", "was not starred")
+
+
+@app.command()
+@clean_errors
+def dismiss(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
+    """Mark papers as not for you: never shown again, and similar papers rank lower."""
+    _change_each(ctx, refs, profile, "dismiss", "dismissed", "already dismissed")
+
+
+@app.command()
+@clean_errors
+def undismiss(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
+    """Take back a dismissal."""
+    _change_each(ctx, refs, profile, "undismiss", "undismissed", "was not dismissed")
+
+
+@app.command()
+@clean_errors
+def stars(
+    ctx: typer.Context, profile: ProfileOption = "default", as_json: JsonOption = False
+) -> None:
+    """List the papers a profile has starred."""
+    with app_context(ctx).store() as store:
+        starred = store.starred(profile_name(profile))
+    if as_json:
+        print_json([_paper_json(p, starred_at=when.isoformat()) for p, when in starred])
+        return
+    if not starred:
+        err.print("No stars yet. Find papers with `paperdigest search WORDS`, then "
+                  "`paperdigest star ID`.", markup=False)
+        return
+    table = Table("id", "title", "starred", box=None, header_style="bold")
+    for paper, when in starred:
+        table.add_row(paper.id, _short(paper.title), when.date().isoformat())
+    out.print(table)
+
+
+@app.command()
+@clean_errors
+def recommend(
+    ctx: typer.Context,
+    limit: LimitOption = 15,
+    profile: ProfileOption = "default",
+    as_json: JsonOption = False,
+) -> None:
+    """Rank the papers you have not seen yet, with the reason for each."""
+    context = app_context(ctx)
+    window = context.settings.digest.window_days
+    with context.store() as store:
+        selection = select_picks(store, profile_name(profile), limit, window)
+    if as_json:
+        print_json(
+            [_paper_json(p.paper, score=round(p.score, 4), reason=p.reason)
+             for p in selection.picks]
+        )
+        return
+    if not selection.personalised:
+        err.print("No stars yet, so these are the newest papers. "
+                  "Star some with `paperdigest star ID`.", markup=False)
+    table = Table("score", "id", "title", "why", box=None, header_style="bold")
+    for pick in selection.picks:
+        table.add_row(f"{pick.score:.3f}", pick.paper.id, _short(pick.paper.title, 60),
+                      pick.reason)
+    out.print(table)
+
+
+@app.command()
+@clean_errors
+def preview(
+    ctx: typer.Context,
+    profile: ProfileOption = "default",
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Also write the HTML digest to this file.",
+                     dir_okay=False),
+    ] = None,
+    picks: Annotated[
+        int | None, typer.Option("--picks", min=1, max=100, help="How many picks.")
+    ] = None,
+) -> None:
+    """Show today's digest as plain text, without sending it or changing anything."""
+    context = app_context(ctx)
+    settings = context.settings.digest
+    env = make_environment(settings.templates_dir)
+    with context.store() as store:
+        digest = build_digest(
+            store,
+            profile_name(profile),
+            date.today(),
+            picks or settings.picks,
+            settings.window_days,
+            settings.trending,
+        )
+    rendered = render_digest(digest, env, settings.subject)
+    if out_file is not None:
+        try:
+            out_file.write_text(rendered.html, encoding="utf-8")
+        except OSError as exc:
+            raise PaperdigestError(f"cannot write {out_file}: {exc.strerror or exc}") from None
+        err.print(f"Wrote the HTML digest to {out_file}.", markup=False)
+    typer.echo(rendered.text, nl=False)
+
+
+@app.command()
+@clean_errors
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Seed dumps (.txt) or JSON Lines files (.jsonl, .jsonl.gz)."),
+    ],
+) -> None:
+    """Add papers from files. Ingesting the same file twice changes nothing."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise PaperdigestError(f"no such file: {', '.join(missing)}")
+    new = updated = unchanged = skipped = 0
+    with app_context(ctx).store() as store, progress() as bar:
+        task = bar.add_task("Ingesting", total=len(paths))
+        for path in paths:
+            bar.update(task, description=f"Ingesting {path.name}")
+            result = parse_file(path)
+            for problem in result.problems:
+                err.print(f"warning: {problem}", markup=False, soft_wrap=True)
+            skipped += len(result.problems)
+            if result.records:
+                stats = store.ingest(result.records)
+                new, updated, unchanged = (
+                    new + stats.new, updated + stats.updated, unchanged + stats.unchanged
+                )
+            bar.advance(task)
+    out.print(f"{new} new, {updated} updated, {unchanged} unchanged, {skipped} skipped.")

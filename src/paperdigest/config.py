@@ -1,0 +1,205 @@
+"""Settings: a TOML file, overridden by PAPERDIGEST_* environment variables.
+
+The file is `--config PATH`, else $PAPERDIGEST_CONFIG, else `config.toml` in the user
+config directory. Nested keys use `__` in the environment: PAPERDIGEST_SMTP__PASSWORD.
+No file at all is fine: every key has a default, so `preview` works with no config.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from paperdigest.digest import DEFAULT_SUBJECT
+from paperdigest.errors import ConfigError
+from paperdigest.paths import default_config_file
+
+
+def _hhmm(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            hours, minutes = value.strip().split(":")
+            return time(int(hours), int(minutes))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time of day as HH:MM") from None
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+SendTime = Annotated[time, BeforeValidator(_hhmm)]
+Emails = Annotated[list[str], BeforeValidator(_one_or_many)]
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Paris") from None
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SmtpSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str | None = None
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=20)
+
+
+class DigestSettings(_Section):
+    picks: int = Field(10, ge=1, le=100)
+    send_time: SendTime = time(7, 0)
+    timezone: str = "UTC"
+    subject: str = DEFAULT_SUBJECT
+    templates_dir: Path | None = None
+    catchup_hours: float = Field(6.0, ge=0)
+    # Only papers listed within this many days of the newest paper are candidates.
+    window_days: int = Field(7, ge=0)
+    trending: int = Field(5, ge=0, le=50)
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_fields(cls, value: str) -> str:
+        try:
+            value.format(date="2026-01-01", count=1, profile="default")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"may only use {{date}}, {{count}} and {{profile}} ({exc!s})"
+            ) from None
+        return value
+
+
+class ProfileSettings(_Section):
+    name: str
+    email: Emails = Field(default_factory=list)
+    send_time: SendTime | None = None
+    timezone: str | None = None
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+
+class HFSourceSettings(_Section):
+    enabled: bool = True
+    base_url: str = "https://huggingface.co"
+
+
+class ArxivSourceSettings(_Section):
+    enabled: bool = False
+    base_url: str = "https://export.arxiv.org"
+    categories: list[str] = Field(default_factory=lambda: ["cs.LG"])
+    max_results: int = Field(200, ge=1, le=2000)
+
+
+class SourcesSettings(_Section):
+    hf: HFSourceSettings = Field(default_factory=HFSourceSettings)
+    arxiv: ArxivSourceSettings = Field(default_factory=ArxivSourceSettings)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PAPERDIGEST_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        # PAPERDIGEST_CONFIG and PAPERDIGEST_DATA_DIR are read by paths, not as keys here.
+        env_ignore_empty=True,
+    )
+
+    data_dir: Path | None = None
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
+    profiles: list[ProfileSettings] = Field(default_factory=list)
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file; init keywords (tests) beat both.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    def profile(self, name: str) -> ProfileSettings | None:
+        return next((p for p in self.profiles if p.name == name), None)
+
+
+def config_path(flag: Path | None) -> Path:
+    if flag is not None:
+        return flag.expanduser()
+    env = os.environ.get("PAPERDIGEST_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return default_config_file()
+
+
+def load_settings(path: Path | None = None, *, required: bool = False) -> Settings:
+    """Read settings; every problem becomes one ConfigError line naming the key."""
+    file = config_path(path)
+    if not file.exists():
+        if required or path is not None:
+            raise ConfigError(f"config file {file} does not exist")
+        file = Path(os.devnull)
+    elif not file.is_file():
+        raise ConfigError(f"config file {file} is not a file")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=file)
+
+    try:
+        return _FromFile()
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first error as `key.path: reason`, never echoing the offending value."""
+    error = exc.errors(include_input=False, include_url=False)[0]
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    message = error["msg"].removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    return f"{key}: {message}" + (f" (and {more} more)" if more else "")

@@ -1,0 +1,105 @@
+"""Assembling a digest from picks (pure: no clock, no disk, no network)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from paperdigest.ids import arxiv_url
+from paperdigest.models import Paper, Pick
+
+SNIPPET_CHARS = 320
+DEFAULT_SUBJECT = "paperdigest {date}: {count} papers for you"
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    id: str
+    title: str
+    authors: str
+    link: str | None
+    snippet: str
+    score: float
+    reason: str
+    upvotes: int | None = None
+
+
+@dataclass(frozen=True)
+class Digest:
+    date: date
+    profile: str
+    items: tuple[DigestItem, ...]
+    trending: tuple[DigestItem, ...] = ()
+    personalised: bool = True  # False when there are no stars yet: newest papers instead
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def subject(self, template: str = DEFAULT_SUBJECT) -> str:
+        """One line: user-controlled parts can never add a header line."""
+        text = template.format(
+            date=self.date.isoformat(), count=self.count, profile=self.profile
+        )
+        return " ".join(text.split())
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:.") + "…"
+
+
+def format_authors(authors: Sequence[str], limit: int = 4) -> str:
+    if len(authors) <= limit:
+        return ", ".join(authors)
+    return ", ".join(authors[:limit]) + f" and {len(authors) - limit} more"
+
+
+def paper_link(paper: Paper) -> str | None:
+    # Only web links: a stored url comes from an untrusted source (think "javascript:").
+    if paper.url and paper.url.lower().startswith(("https://", "http://")):
+        return paper.url
+    if paper.arxiv_id:
+        return arxiv_url(paper.arxiv_id)
+    return None
+
+
+def item_from(pick: Pick) -> DigestItem:
+    paper = pick.paper
+    return DigestItem(
+        id=paper.id,
+        title=paper.title,
+        authors=format_authors(paper.authors),
+        link=paper_link(paper),
+        snippet=snippet(paper.abstract),
+        score=round(pick.score, 4),
+        reason=pick.reason,
+        upvotes=paper.upvotes,
+    )
+
+
+def assemble_digest(
+    day: date,
+    profile: str,
+    picks: Sequence[Pick],
+    trending: Sequence[Paper] = (),
+    personalised: bool = True,
+) -> Digest:
+    """Picks in rank order, then what is trending that was not already picked."""
+    picked = {pick.paper.pk for pick in picks}
+    trend = [
+        item_from(Pick(paper=p, score=float(p.upvotes or 0)))
+        for p in trending
+        if p.pk not in picked and p.upvotes
+    ]
+    return Digest(
+        date=day,
+        profile=profile,
+        items=tuple(item_from(pick) for pick in picks),
+        trending=tuple(trend),
+        personalised=personalised,
+    )

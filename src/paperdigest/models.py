@@ -1,0 +1,81 @@
+"""Plain data shared by the core and the shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True)
+class PaperRecord:
+    """One paper as a source describes it, before it meets the store."""
+
+    title: str
+    abstract: str
+    arxiv_id: str | None = None
+    authors: tuple[str, ...] = ()
+    url: str | None = None
+    published: date | None = None
+    # A date shown on a listing page without a year, such as "Mar 11".
+    listed_label: str | None = None
+    categories: tuple[str, ...] = ()
+    primary_category: str | None = None
+    version: int | None = None
+    upvotes: int | None = None
+    source: str = "file"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Input that was skipped, with where it was found."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    records: list[PaperRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A stored paper."""
+
+    pk: int
+    id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    url: str | None
+    listed: date
+    listed_label: str | None = None
+    upvotes: int | None = None
+    arxiv_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A ranked paper with the evidence for it."""
+
+    paper: Paper
+    score: float
+    because_of: Paper | None = None  # the starred paper it is closest to
+    terms: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        if self.because_of is None:
+            return "new"
+        text = f"like “{_shorten(self.because_of.title, 60)}”"
+        if self.terms:
+            text += " · " + ", ".join(self.terms)
+        return text
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"

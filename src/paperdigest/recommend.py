@@ -1,0 +1,90 @@
+"""Choosing a profile's picks from a vectorised corpus (pure: arrays in, rows out).
+
+The shell hands over the TF-IDF matrix of the whole corpus and which rows are starred,
+dismissed and eligible; this module fits the ranker and returns the chosen rows with the
+evidence for each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+from scipy import sparse
+
+from paperdigest.ranking import Ranker, select
+
+BACKGROUND_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    row: int
+    score: float
+    star_row: int | None  # matrix row of the closest starred paper
+    terms: tuple[str, ...]
+
+
+def eligible_rows(
+    listed: Sequence[date], excluded: set[int], window_days: int
+) -> np.ndarray:
+    """Rows listed within `window_days` of the newest paper and not excluded.
+
+    The window is anchored on the newest paper in the store, not on the clock, so a store
+    that is not refreshed (the offline seed corpus) still has a digest to show.
+    """
+    if not listed:
+        return np.zeros(0, dtype=np.int64)
+    newest = max(listed)
+    cutoff = newest - timedelta(days=window_days) if window_days > 0 else date.min
+    return np.array(
+        [i for i, day in enumerate(listed) if day >= cutoff and i not in excluded],
+        dtype=np.int64,
+    )
+
+
+def background_rows(n_rows: int, excluded: set[int], size: int = BACKGROUND_ROWS) -> np.ndarray:
+    """A fixed, evenly spaced sample of the corpus to stand in for "everything else"."""
+    if n_rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    step = max(1, n_rows // size)
+    return np.array([i for i in range(0, n_rows, step) if i not in excluded], dtype=np.int64)
+
+
+def rank_rows(
+    matrix: sparse.csr_matrix,
+    feature_names: np.ndarray,
+    star_rows: Sequence[int],
+    dismissed_rows: Sequence[int],
+    candidate_rows: np.ndarray,
+    limit: int,
+    star_weights: np.ndarray | None = None,
+    ranker: Ranker | None = None,
+) -> list[RankedRow]:
+    """Fit on the stars (pushed away from dismissals) and return the best candidates."""
+    if limit <= 0 or len(candidate_rows) == 0 or len(star_rows) == 0:
+        return []
+    stars = list(star_rows)
+    excluded = set(stars) | set(dismissed_rows)
+    ranker = ranker or Ranker()
+    ranker.fit(
+        matrix[stars],
+        matrix[list(dismissed_rows)] if len(dismissed_rows) else None,
+        background=matrix[background_rows(matrix.shape[0], excluded)],
+        star_weights=star_weights,
+    )
+    candidates = matrix[candidate_rows]
+    scores = ranker.score(candidates)
+    chosen = select(scores, candidates, limit)
+    reasons = ranker.explain(candidates[chosen], feature_names)
+    return [
+        RankedRow(
+            row=int(candidate_rows[i]),
+            score=float(scores[i]),
+            star_row=stars[reason.star] if reason.star is not None else None,
+            terms=reason.terms,
+        )
+        for i, reason in zip(chosen, reasons, strict=True)
+    ]

@@ -1,0 +1,56 @@
+"""Rendering a digest with Jinja2: HTML (autoescaped) and plain text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from paperdigest import __version__
+from paperdigest.digest import DEFAULT_SUBJECT, Digest
+from paperdigest.errors import PaperdigestError
+from paperdigest.paths import bundled_templates_dir
+
+HTML_TEMPLATE = "digest.html.j2"
+TEXT_TEMPLATE = "digest.txt.j2"
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    subject: str
+    html: str
+    text: str
+
+
+def make_environment(templates_dir: Path | None = None) -> jinja2.Environment:
+    """User templates first, then the bundled ones, so a user may override just one file."""
+    search = [str(bundled_templates_dir())]
+    if templates_dir is not None:
+        if not templates_dir.is_dir():
+            raise PaperdigestError(f"templates_dir {templates_dir} is not a directory")
+        search.insert(0, str(templates_dir))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "html.j2", "htm"), default_for_string=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_digest(
+    digest: Digest, env: jinja2.Environment, subject_template: str = DEFAULT_SUBJECT
+) -> RenderedDigest:
+    subject = digest.subject(subject_template)
+    context = {"digest": digest, "subject": subject, "version": __version__}
+    try:
+        html = env.get_template(HTML_TEMPLATE).render(context)
+        text = env.get_template(TEXT_TEMPLATE).render(context)
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or getattr(exc, "name", None) or "template"
+        raise PaperdigestError(f"cannot render {where}: {exc}") from exc
+    return RenderedDigest(subject=subject, html=html, text=text)

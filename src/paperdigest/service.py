@@ -1,0 +1,76 @@
+"""Use cases that join the store, the ranker and the digest: what the CLI and the daily
+job call. The store is read, never written, here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from paperdigest.corpus_index import CorpusIndex, build_index
+from paperdigest.digest import Digest, assemble_digest
+from paperdigest.models import Pick
+from paperdigest.recommend import eligible_rows, rank_rows
+from paperdigest.store import Store
+
+
+@dataclass(frozen=True)
+class Selection:
+    picks: list[Pick]
+    personalised: bool  # False: no stars, so these are simply the newest papers
+
+
+def select_picks(
+    store: Store,
+    profile: str,
+    limit: int,
+    window_days: int = 7,
+    index: CorpusIndex | None = None,
+) -> Selection:
+    """The profile's best unseen papers, or the newest ones when it has no stars."""
+    starred = [paper for paper, _ in store.starred(profile)]
+    dismissed = store.dismissed_pks(profile)
+    seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(profile)
+    if not starred:
+        return Selection([Pick(paper=p, score=0.0) for p in store.newest(limit, seen)], False)
+
+    index = index or build_index(store)
+    listed_by_pk = store.listed_dates()
+    listed = [listed_by_pk[int(pk)] for pk in index.pks]
+    excluded = set(index.rows_of(sorted(seen)))
+    candidates = eligible_rows(listed, excluded, window_days)
+    star_rows = index.rows_of([p.pk for p in starred])
+    ranked = rank_rows(
+        index.matrix,
+        index.feature_names,
+        star_rows,
+        index.rows_of(sorted(dismissed)),
+        candidates,
+        limit,
+    )
+    wanted = [int(index.pks[r.row]) for r in ranked]
+    wanted += [int(index.pks[r.star_row]) for r in ranked if r.star_row is not None]
+    papers = {p.pk: p for p in store.papers(sorted(set(wanted)))}
+    picks = [
+        Pick(
+            paper=papers[int(index.pks[r.row])],
+            score=r.score,
+            because_of=papers.get(int(index.pks[r.star_row])) if r.star_row is not None else None,
+            terms=r.terms,
+        )
+        for r in ranked
+    ]
+    return Selection(picks, True)
+
+
+def build_digest(
+    store: Store, profile: str, day: date, picks: int, window_days: int, trending: int
+) -> Digest:
+    selection = select_picks(store, profile, picks, window_days)
+    return assemble_digest(
+        day,
+        profile,
+        selection.picks,
+        trending=store.trending(trending, window_days) if trending > 0 else [],
+        personalised=selection.personalised,
+    )
+

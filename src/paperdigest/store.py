@@ -1,0 +1,488 @@
+"""SQLite storage: papers, per-profile stars and dismissals, and what each digest showed.
+
+One file in the data directory. WAL mode and a busy timeout let two commands run at
+once; the schema is versioned with `PRAGMA user_version` and migrated on open.
+Stars, dismissals and history point at `papers.pk`, so they follow a paper whose public
+id changes (a seed paper that later gains its arXiv id).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from paperdigest.errors import AmbiguousError, NotFoundError, PaperdigestError
+from paperdigest.ids import TITLE_HASH_LENGTH, normalise_arxiv_id, normalise_title, title_hash
+from paperdigest.merge import merged_columns, record_columns
+from paperdigest.models import Paper, PaperRecord
+
+DB_NAME = "paperdigest.sqlite3"
+BUSY_TIMEOUT_MS = 30_000
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+# Each entry upgrades the schema by one version. Append; never edit a shipped entry.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE papers (
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        arxiv_id TEXT UNIQUE,
+        norm_title TEXT NOT NULL,
+        title TEXT NOT NULL,
+        abstract TEXT NOT NULL DEFAULT '',
+        authors TEXT NOT NULL DEFAULT '[]',
+        url TEXT,
+        published TEXT,
+        listed TEXT NOT NULL,
+        listed_label TEXT,
+        categories TEXT NOT NULL DEFAULT '[]',
+        primary_category TEXT,
+        version INTEGER,
+        upvotes INTEGER,
+        added_at TEXT NOT NULL
+    );
+    CREATE INDEX papers_norm_title ON papers(norm_title);
+    CREATE INDEX papers_listed ON papers(listed);
+    CREATE VIRTUAL TABLE papers_fts USING fts5(
+        title, abstract, content='papers', content_rowid='pk'
+    );
+    CREATE TRIGGER papers_ai AFTER INSERT ON papers BEGIN
+        INSERT INTO papers_fts(rowid, title, abstract)
+        VALUES (new.pk, new.title, new.abstract);
+    END;
+    CREATE TRIGGER papers_ad AFTER DELETE ON papers BEGIN
+        INSERT INTO papers_fts(papers_fts, rowid, title, abstract)
+        VALUES ('delete', old.pk, old.title, old.abstract);
+    END;
+    CREATE TRIGGER papers_au AFTER UPDATE OF title, abstract ON papers BEGIN
+        INSERT INTO papers_fts(papers_fts, rowid, title, abstract)
+        VALUES ('delete', old.pk, old.title, old.abstract);
+        INSERT INTO papers_fts(rowid, title, abstract)
+        VALUES (new.pk, new.title, new.abstract);
+    END;
+    CREATE TABLE stars (
+        profile TEXT NOT NULL,
+        paper_pk INTEGER NOT NULL REFERENCES papers(pk),
+        starred_at TEXT NOT NULL,
+        PRIMARY KEY (profile, paper_pk)
+    );
+    CREATE TABLE dismissals (
+        profile TEXT NOT NULL,
+        paper_pk INTEGER NOT NULL REFERENCES papers(pk),
+        dismissed_at TEXT NOT NULL,
+        PRIMARY KEY (profile, paper_pk)
+    );
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        profile TEXT NOT NULL,
+        digest_date TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        message_id TEXT,
+        error TEXT
+    );
+    CREATE INDEX digests_profile_date ON digests(profile, digest_date);
+    CREATE TABLE digest_items (
+        digest_id INTEGER NOT NULL REFERENCES digests(id),
+        paper_pk INTEGER NOT NULL REFERENCES papers(pk),
+        rank INTEGER NOT NULL,
+        score REAL NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (digest_id, paper_pk)
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass
+class IngestStats:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: IngestStats) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+def check_profile_name(name: str) -> str:
+    if not _PROFILE_NAME.match(name):
+        raise PaperdigestError(
+            f"invalid profile name {name!r}: use letters, digits, '.', '_', '-' or '@'"
+        )
+    return name
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _fts_query(text: str) -> str:
+    # Quote every word so user input is never read as FTS5 syntax.
+    words = re.findall(r"\w+", text)
+    return " ".join(f'"{w}"' for w in words)
+
+
+class Store:
+    """A connection to one paperdigest database. Use as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Store:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PaperdigestError(f"cannot create data directory {data_dir}: {exc}") from exc
+        path = data_dir / DB_NAME
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn, path)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise PaperdigestError(f"cannot open the database {path}: {exc}") from exc
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: take the write lock up front so concurrent writers queue."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise PaperdigestError(
+                f"{self.path} was written by a newer paperdigest (schema {version}); upgrade"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:
+            # Re-read under the lock: another process may have migrated meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, SCHEMA_VERSION):
+                for statement in _split_sql(MIGRATIONS[number]):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- papers -------------------------------------------------------------------------
+
+    def count_papers(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM papers").fetchone()[0]
+
+    def ingest(self, records: Iterable[PaperRecord], today: date | None = None) -> IngestStats:
+        """Insert or merge records in one transaction. Idempotent."""
+        stats = IngestStats()
+        listed_default = (today or date.today()).isoformat()
+        added_at = _now()
+        with self.transaction() as conn:
+            for record in records:
+                row = self._match(record)
+                if row is None:
+                    self._insert(conn, record, listed_default, added_at)
+                    stats.new += 1
+                    continue
+                changes = merged_columns(dict(row), record)
+                if record.arxiv_id and not row["arxiv_id"]:
+                    changes["id"] = record.arxiv_id  # the paper's public id becomes its arXiv id
+                if "published" in changes:
+                    changes["listed"] = changes["published"]
+                if changes:
+                    if "title" in changes:
+                        changes["norm_title"] = normalise_title(changes["title"])
+                    assignments = ", ".join(f"{column} = ?" for column in changes)
+                    conn.execute(
+                        f"UPDATE papers SET {assignments} WHERE pk = ?",
+                        (*changes.values(), row["pk"]),
+                    )
+                    stats.updated += 1
+                else:
+                    stats.unchanged += 1
+        return stats
+
+    def _match(self, record: PaperRecord) -> sqlite3.Row | None:
+        if record.arxiv_id:
+            row = self.conn.execute(
+                "SELECT * FROM papers WHERE arxiv_id = ?", (record.arxiv_id,)
+            ).fetchone()
+            if row is not None:
+                return row
+        # A paper without an arXiv id, or one only known by title so far.
+        return self.conn.execute(
+            "SELECT * FROM papers WHERE norm_title = ? "
+            "AND (arxiv_id IS NULL OR ? IS NULL) ORDER BY pk LIMIT 1",
+            (normalise_title(record.title), record.arxiv_id),
+        ).fetchone()
+
+    def _new_id(self, record: PaperRecord) -> str:
+        if record.arxiv_id:
+            return record.arxiv_id
+        paper_id = title_hash(record.title)
+        taken = self.conn.execute("SELECT 1 FROM papers WHERE id = ?", (paper_id,)).fetchone()
+        # Two different titles with the same short hash: keep both, the later one longer.
+        return title_hash(record.title, TITLE_HASH_LENGTH + 4) if taken else paper_id
+
+    def _insert(
+        self, conn: sqlite3.Connection, record: PaperRecord, listed: str, added_at: str
+    ) -> None:
+        columns = {k: v for k, v in record_columns(record).items() if v is not None}
+        columns.update(
+            id=self._new_id(record),
+            norm_title=normalise_title(record.title),
+            listed=columns.get("published", listed),
+            added_at=added_at,
+        )
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        conn.execute(f"INSERT INTO papers ({names}) VALUES ({marks})", tuple(columns.values()))
+
+    def papers(self, pks: Sequence[int]) -> list[Paper]:
+        """Papers in the order of `pks`."""
+        found: dict[int, Paper] = {}
+        for start in range(0, len(pks), 500):
+            chunk = list(pks[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.conn.execute(f"SELECT * FROM papers WHERE pk IN ({marks})", chunk):
+                found[row["pk"]] = _paper(row)
+        return [found[pk] for pk in pks if pk in found]
+
+    def texts(self) -> tuple[list[int], list[str], list[str]]:
+        """Every paper's pk, title and abstract, in pk order, for vectorising."""
+        pks: list[int] = []
+        titles: list[str] = []
+        abstracts: list[str] = []
+        for pk, title, abstract in self.conn.execute(
+            "SELECT pk, title, abstract FROM papers ORDER BY pk"
+        ):
+            pks.append(pk)
+            titles.append(title)
+            abstracts.append(abstract)
+        return pks, titles, abstracts
+
+    def listed_dates(self) -> dict[int, date]:
+        return {
+            pk: date.fromisoformat(listed)
+            for pk, listed in self.conn.execute("SELECT pk, listed FROM papers")
+        }
+
+    def newest(self, limit: int, exclude: set[int]) -> list[Paper]:
+        rows = self.conn.execute("SELECT * FROM papers ORDER BY listed DESC, pk DESC")
+        result: list[Paper] = []
+        for row in rows:
+            if row["pk"] in exclude:
+                continue
+            result.append(_paper(row))
+            if len(result) == limit:
+                break
+        return result
+
+    def trending(self, limit: int, window_days: int) -> list[Paper]:
+        """Most upvoted papers listed within `window_days` of the newest one."""
+        rows = self.conn.execute(
+            "SELECT * FROM papers WHERE upvotes > 0 AND listed >= "
+            "date((SELECT max(listed) FROM papers), ?) ORDER BY upvotes DESC, pk LIMIT ?",
+            (f"-{window_days} days", limit),
+        ).fetchall()
+        return [_paper(row) for row in rows]
+
+    def search(self, text: str, limit: int = 20) -> list[tuple[Paper, float]]:
+        """Full-text search over titles and abstracts, best match first."""
+        query = _fts_query(text)
+        if not query:
+            return []
+        rows = self.conn.execute(
+            "SELECT papers.*, bm25(papers_fts, 5.0, 1.0) AS rank FROM papers_fts "
+            "JOIN papers ON papers.pk = papers_fts.rowid "
+            "WHERE papers_fts MATCH ? ORDER BY rank, papers.pk LIMIT ?",
+            (query, limit),
+        ).fetchall()
+        return [(_paper(row), -row["rank"]) for row in rows]
+
+    def resolve(self, ref: str) -> Paper:
+        """A paper from an id, an arXiv id in any spelling, or title words naming one paper."""
+        ref = ref.strip()
+        if not ref:
+            raise NotFoundError("give a paper id or some words of its title")
+        arxiv_id = normalise_arxiv_id(ref)
+        for column, value in (("id", ref), ("arxiv_id", arxiv_id)):
+            if value is None:
+                continue
+            row = self.conn.execute(
+                f"SELECT * FROM papers WHERE {column} = ?", (value,)
+            ).fetchone()
+            if row is not None:
+                return _paper(row)
+        rows = self.conn.execute(
+            "SELECT * FROM papers WHERE norm_title = ? ORDER BY pk", (normalise_title(ref),)
+        ).fetchall()
+        if not rows:
+            words = re.findall(r"\w+", ref)
+            if words:
+                phrase = '"' + " ".join(words) + '"'
+                for query in (f"title : {phrase}", "title : " + _fts_query(ref)):
+                    rows = self.conn.execute(
+                        "SELECT papers.* FROM papers_fts JOIN papers "
+                        "ON papers.pk = papers_fts.rowid WHERE papers_fts MATCH ? "
+                        "ORDER BY papers.pk LIMIT 6",
+                        (query,),
+                    ).fetchall()
+                    if rows:
+                        break
+        if not rows:
+            raise NotFoundError(
+                f"no paper matches {ref!r}; try `paperdigest search {ref!r}` to find its id"
+            )
+        if len(rows) > 1:
+            shown = "; ".join(f"{r['id']} {r['title'][:50]}" for r in rows[:5])
+            more = " …" if len(rows) > 5 else ""
+            raise AmbiguousError(
+                f"{ref!r} matches several papers ({shown}{more}); use the id instead"
+            )
+        return _paper(rows[0])
+
+    # -- stars and dismissals -----------------------------------------------------------
+
+    def star(self, profile: str, paper: Paper) -> bool:
+        """Star a paper; a starred paper is no longer dismissed. False if already starred."""
+        with self.transaction() as conn:
+            conn.execute(
+                "DELETE FROM dismissals WHERE profile = ? AND paper_pk = ?", (profile, paper.pk)
+            )
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO stars(profile, paper_pk, starred_at) VALUES (?, ?, ?)",
+                (profile, paper.pk, _now()),
+            )
+        return cursor.rowcount == 1
+
+    def unstar(self, profile: str, paper: Paper) -> bool:
+        cursor = self.conn.execute(
+            "DELETE FROM stars WHERE profile = ? AND paper_pk = ?", (profile, paper.pk)
+        )
+        return cursor.rowcount == 1
+
+    def dismiss(self, profile: str, paper: Paper) -> bool:
+        """Dismiss a paper; a dismissed paper is no longer starred. False if already so."""
+        with self.transaction() as conn:
+            conn.execute(
+                "DELETE FROM stars WHERE profile = ? AND paper_pk = ?", (profile, paper.pk)
+            )
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO dismissals(profile, paper_pk, dismissed_at) "
+                "VALUES (?, ?, ?)",
+                (profile, paper.pk, _now()),
+            )
+        return cursor.rowcount == 1
+
+    def undismiss(self, profile: str, paper: Paper) -> bool:
+        cursor = self.conn.execute(
+            "DELETE FROM dismissals WHERE profile = ? AND paper_pk = ?", (profile, paper.pk)
+        )
+        return cursor.rowcount == 1
+
+    def starred(self, profile: str) -> list[tuple[Paper, datetime]]:
+        rows = self.conn.execute(
+            "SELECT papers.*, stars.starred_at FROM stars JOIN papers "
+            "ON papers.pk = stars.paper_pk WHERE profile = ? ORDER BY stars.starred_at, papers.pk",
+            (profile,),
+        ).fetchall()
+        return [(_paper(row), datetime.fromisoformat(row["starred_at"])) for row in rows]
+
+    def dismissed_pks(self, profile: str) -> list[int]:
+        return [
+            pk
+            for (pk,) in self.conn.execute(
+                "SELECT paper_pk FROM dismissals WHERE profile = ? ORDER BY paper_pk", (profile,)
+            )
+        ]
+
+    def shown_pks(self, profile: str) -> set[int]:
+        """Papers that went out in a digest this profile was sent."""
+        return {
+            pk
+            for (pk,) in self.conn.execute(
+                "SELECT digest_items.paper_pk FROM digest_items JOIN digests "
+                "ON digests.id = digest_items.digest_id "
+                "WHERE digests.profile = ? AND digests.status = 'sent'",
+                (profile,),
+            )
+        }
+
+    def profiles(self) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT profile FROM stars UNION SELECT profile FROM dismissals "
+            "UNION SELECT profile FROM digests ORDER BY 1"
+        )
+        return [row[0] for row in rows]
+
+
+def _paper(row: sqlite3.Row) -> Paper:
+    return Paper(
+        pk=row["pk"],
+        id=row["id"],
+        title=row["title"],
+        abstract=row["abstract"],
+        authors=tuple(json.loads(row["authors"])),
+        url=row["url"],
+        listed=date.fromisoformat(row["listed"]),
+        listed_label=row["listed_label"],
+        upvotes=row["upvotes"],
+        arxiv_id=row["arxiv_id"],
+    )
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements; CREATE TRIGGER bodies contain semicolons."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
