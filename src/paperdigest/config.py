@@ -172,8 +172,9 @@ def config_path(flag: Path | None) -> Path:
 def load_settings(path: Path | None = None, *, required: bool = False) -> Settings:
     """Read settings; every problem becomes one ConfigError line naming the key."""
     file = config_path(path)
+    named = path is not None or bool(os.environ.get("PAPERDIGEST_CONFIG"))
     if not file.exists():
-        if required or path is not None:
+        if required or named:
             raise ConfigError(f"config file {file} does not exist")
         file = Path(os.devnull)
     elif not file.is_file():

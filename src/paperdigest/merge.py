@@ -45,8 +45,11 @@ def merged_columns(stored: dict[str, Any], record: PaperRecord) -> dict[str, Any
                 continue  # counts only grow; a new version supersedes an old one
         elif column in ("title", "listed_label", "published") and old:
             continue  # the first source to date or title a paper keeps it
-        elif column in ("authors", "categories") and old and old != "[]":
-            if len(json.loads(old)) >= len(json.loads(new)):
-                continue
+        elif (
+            column in ("authors", "categories")
+            and old
+            and len(json.loads(old)) >= len(json.loads(new))
+        ):
+            continue
         changes[column] = new
     return changes

@@ -21,7 +21,9 @@ _FURNITURE = {
     "get trending papers in your email inbox once a day!",
 }
 _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
-_DATE_LINE = re.compile(rf"^(?P<month>{_MONTHS})[a-z]*\.?\s+(?P<day>\d{{1,2}})(?:,\s*(?P<year>\d{{4}}))?$")
+_DATE_LINE = re.compile(
+    rf"^(?P<month>{_MONTHS})[a-z]*\.?\s+(?P<day>\d{{1,2}})(?:,\s*(?P<year>\d{{4}}))?$"
+)
 # Titles are short; abstracts are paragraphs. The longest seed title is under 200
 # characters and the shortest abstract over 450.
 _MAX_TITLE_CHARS = 300
