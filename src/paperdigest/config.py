@@ -76,6 +76,8 @@ class SmtpSettings(_Section):
     sender: str | None = None
     timeout: float = Field(30.0, gt=0)
     retries: int = Field(3, ge=0, le=20)
+    # Seconds before the first retry of a transient SMTP failure; doubles each retry.
+    backoff: float = Field(5.0, ge=0)
 
 
 class DigestSettings(_Section):

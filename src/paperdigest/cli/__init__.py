@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from paperdigest import __version__
-from paperdigest.cli import papers  # noqa: F401  (registers commands)
+from paperdigest.cli import (
+    delivery,  # noqa: F401  (send, run, config check)
+    papers,  # noqa: F401  (registers commands)
+)
 from paperdigest.cli.common import AppContext, app
 
 

@@ -1,0 +1,175 @@
+"""Commands that deliver: `send`, `run`, and `config check`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr
+
+from paperdigest.cli.common import app, app_context, clean_errors, err, out
+from paperdigest.config import Settings, config_path
+from paperdigest.delivery import DeliveryError, select_profiles, send_digests
+from paperdigest.scheduler import Daemon
+
+config_app = typer.Typer(
+    name="config", help="Check the configuration.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(config_app, name="config")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    # APScheduler's own per-run INFO lines repeat what our jobs log.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@app.command()
+@clean_errors
+def send(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", help="The configured profile to send (default: the "
+                     "only one).", show_default=False),
+    ] = None,
+    all_profiles: Annotated[
+        bool, typer.Option("--all", help="Send every configured profile's digest.")
+    ] = False,
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="Send to this address instead of the profile's (repeatable).",
+                     show_default=False),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Write the message as .eml into the data dir's outbox; "
+                     "send nothing."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send again even if today's digest went out.")
+    ] = False,
+) -> None:
+    """Build today's digest and mail it, once per profile and day."""
+    context = app_context(ctx)
+    settings = context.settings
+    profiles = select_profiles(settings, profile, all_profiles)
+    with context.store() as store:
+        report = send_digests(
+            store, settings, profiles, to=to or (), force=force, dry_run=dry_run
+        )
+    for name, path in report.written.items():
+        out.print(f"{name}: wrote {path} (dry run: nothing sent)", markup=False)
+    for name in report.sent:
+        chosen = settings.profile(name)
+        recipients = ", ".join(to or (chosen.email if chosen else []))
+        out.print(f"{name}: sent to {recipients}", markup=False)
+    for name, why in report.skipped.items():
+        err.print(f"{name}: {why}", markup=False, soft_wrap=True)
+    for name, why in report.failed.items():
+        err.print(f"{name}: not sent: {why}", markup=False, soft_wrap=True)
+    if report.failed:
+        raise DeliveryError(f"{len(report.failed)} of {len(profiles)} digests not sent")
+    if report.skipped and not (report.sent or report.written):
+        raise typer.Exit(1)
+
+
+@app.command()
+@clean_errors
+def run(ctx: typer.Context) -> None:
+    """Run in the foreground and send each profile's digest daily at its own hour.
+
+    Stops cleanly on Ctrl-C or SIGTERM, after a send in progress finishes.
+    """
+    context = app_context(ctx)
+    settings = context.settings
+    _setup_logging()
+    with context.store():
+        pass  # create and seed the database before the first job needs it
+    daemon = Daemon(settings, context.data_dir)
+
+    def stop(signum: int, _frame: object) -> None:
+        logging.getLogger(__name__).info("received %s", signal.Signals(signum).name)
+        daemon.stop.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        daemon.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@config_app.command("check")
+@clean_errors
+def config_check(ctx: typer.Context) -> None:
+    """Validate the config file and print the effective settings, secrets masked."""
+    context = app_context(ctx)
+    path = config_path(context.config_flag)
+    settings = context.settings  # raises ConfigError (exit 2) naming the key
+    source = str(path) if path.is_file() else f"{path} (absent: defaults)"
+    err.print(f"Config OK: {source}", markup=False)
+    typer.echo(effective_toml(settings), nl=False)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data, every secret replaced by a mask."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********"
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(settings.model_dump())
+
+
+def effective_toml(settings: Settings) -> str:
+    data = masked(settings)
+    lines: list[str] = []
+    top = {k: v for k, v in data.items() if not isinstance(v, dict | list)}
+    lines += [f"{k} = {_toml(v)}" for k, v in top.items() if v is not None]
+    for section in ("smtp", "digest"):
+        lines += ["", f"[{section}]", *_keys(data[section])]
+    if data["smtp"]["password"] is None and data["smtp"]["username"]:
+        lines.append("# password: not set here; read from the system keyring at send time")
+    for profile in data["profiles"]:
+        lines += ["", "[[profiles]]", *_keys(profile)]
+    for name, source in data["sources"].items():
+        if isinstance(source, dict):
+            lines += ["", f"[sources.{name}]", *_keys(source)]
+    shared = {k: v for k, v in data["sources"].items() if not isinstance(v, dict)}
+    if shared:
+        lines += ["", "[sources]", *_keys(shared)]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _keys(section: dict[str, Any]) -> list[str]:
+    return [f"{k} = {_toml(v)}" for k, v in section.items() if v is not None]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, time):
+        return f'"{value.strftime("%H:%M")}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, Path):
+        value = str(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+__all__ = ["config_app"]

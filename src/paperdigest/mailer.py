@@ -1,0 +1,311 @@
+"""Mail: building the digest message and handing it to an SMTP server.
+
+yagmail opens the connection and logs in (it knows ssl/starttls and the keyring), but its
+own message builder rewrites a digest (newlines to <br>, premailer, HTML in the text part),
+so the message is built here with the stdlib and sent over yagmail's connection.
+
+"Exactly what the templates rendered" means: the text/plain part decodes to the rendered
+text byte for byte, and the text/html part to `css_inline.inline(rendered html)`, once the
+CRLF line endings every mail body travels with are read back as LF. Both parts are
+quoted-printable, so the message is 7-bit clean and any server accepts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Protocol
+from urllib.parse import quote
+
+import css_inline
+
+from paperdigest.config import SmtpSettings
+from paperdigest.errors import ConfigError, PaperdigestError
+from paperdigest.render import RenderedDigest
+
+log = logging.getLogger(__name__)
+
+KEYRING_SERVICE = "yagmail"  # where `yagmail.register` and `keyring set yagmail USER` store it
+MAX_BACKOFF_SECONDS = 300.0
+WIRE_POLICY = policy.SMTP  # CRLF line endings, as SMTP wants
+
+
+class SendError(PaperdigestError):
+    """The SMTP server did not take the message."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def one_line(value: str) -> str:
+    """A header value on one line: a newline in a title can never start a new header."""
+    return " ".join(value.split())
+
+
+def sender_address(smtp: SmtpSettings) -> str:
+    sender = smtp.sender or smtp.username
+    if not sender:
+        raise ConfigError("smtp.sender: not set (and no smtp.username to send as)")
+    return one_line(sender)
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip("> ") or "paperdigest.invalid"
+
+
+def build_message(
+    rendered: RenderedDigest,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    profile: str,
+    now: datetime,
+) -> EmailMessage:
+    """multipart/alternative: the rendered text, then the HTML with its CSS inlined."""
+    message = EmailMessage(policy=policy.default)
+    message["From"] = one_line(sender)
+    message["To"] = ", ".join(one_line(r) for r in recipients)
+    message["Subject"] = one_line(rendered.subject)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(idstring=f"paperdigest.{profile}", domain=_domain(sender))
+    # No web endpoint exists, so unsubscribing is a mail to the sender naming the profile.
+    unsubscribe = quote(f"unsubscribe {profile}")
+    message["List-Unsubscribe"] = f"<mailto:{one_line(sender)}?subject={unsubscribe}>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text, subtype="plain", cte="quoted-printable")
+    message.add_alternative(
+        inline_css(rendered.html), subtype="html", cte="quoted-printable"
+    )
+    return message
+
+
+def inline_css(html: str) -> str:
+    return css_inline.inline(html)
+
+
+def message_bytes(message: EmailMessage) -> bytes:
+    return message.as_bytes(policy=WIRE_POLICY)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of a run, with where it goes."""
+
+    key: str  # which digest it is, for the caller (a profile name)
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+class Connection(Protocol):
+    def sendmail(self, from_addr: str, to_addrs: Sequence[str], msg: bytes) -> dict: ...
+
+
+Connector = Callable[[], "ManagedConnection"]
+
+
+class ManagedConnection(Protocol):
+    smtp: Connection
+
+    def close(self) -> None: ...
+
+
+def resolve_password(smtp: SmtpSettings) -> str | None:
+    """The configured password, else the one in the system keyring, else None (no login)."""
+    if smtp.password is not None:
+        return smtp.password.get_secret_value()
+    if not smtp.username:
+        return None
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return None
+    try:
+        return keyring.get_password(KEYRING_SERVICE, smtp.username)
+    except KeyringError as exc:
+        log.warning("cannot read the system keyring: %s", type(exc).__name__)
+        return None
+    except Exception as exc:  # a broken keyring backend must not stop the digest
+        log.warning("cannot read the system keyring: %s", type(exc).__name__)
+        return None
+
+
+def tls_context() -> ssl.SSLContext:
+    # smtplib's default context does not verify certificates; this one does, and it
+    # honours SSL_CERT_FILE for a private CA.
+    return ssl.create_default_context()
+
+
+def open_connection(smtp: SmtpSettings) -> ManagedConnection:
+    """Connect and log in with yagmail; raises SendError, never with the password in it."""
+    import yagmail
+
+    password = resolve_password(smtp)
+    if smtp.username and password is None:
+        raise ConfigError(
+            "smtp.password: not set; set it in the config, in PAPERDIGEST_SMTP__PASSWORD, "
+            f"or in the system keyring (keyring set {KEYRING_SERVICE} {smtp.username})"
+        )
+    context = tls_context()
+    kwargs: dict[str, object] = {"timeout": smtp.timeout}
+    if smtp.security == "ssl":
+        kwargs["context"] = context
+    client = yagmail.SMTP(
+        user=smtp.username or smtp.sender or "",
+        password=password or "",
+        host=smtp.host,
+        port=smtp.port,
+        smtp_ssl=smtp.security == "ssl",
+        # Explicit, or yagmail tries STARTTLS on a plain server.
+        smtp_starttls={"context": context} if smtp.security == "starttls" else False,
+        smtp_skip_login=not smtp.username,
+        soft_email_validation=False,
+        **kwargs,
+    )
+    try:
+        client.login()
+    except Exception as exc:
+        _quiet_close(client)
+        raise classify(exc, smtp) from None
+    return client
+
+
+def _quiet_close(client: object) -> None:
+    with contextlib.suppress(Exception):
+        client.close()  # type: ignore[attr-defined]
+
+
+def classify(exc: BaseException, smtp: SmtpSettings) -> SendError:
+    """Transient (worth retrying) or permanent, in one line without secrets."""
+    where = f"{smtp.host}:{smtp.port}"
+    if isinstance(exc, SendError):
+        return exc
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return SendError(
+            f"{where} refused the login for {smtp.username!r} ({exc.smtp_code}); "
+            "check smtp.username and smtp.password",
+            transient=False,
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        transient = bool(codes) and all(400 <= code < 500 for code in codes)
+        refused = ", ".join(f"{addr} ({code})" for addr, (code, _) in exc.recipients.items())
+        return SendError(f"{where} refused the recipients: {refused}", transient=transient)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = _reply_text(exc.smtp_error)
+        transient = 400 <= exc.smtp_code < 500
+        return SendError(f"{where} answered {exc.smtp_code} {reply}", transient=transient)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return SendError(
+            f"{where} does not support what smtp.security={smtp.security!r} needs: {exc}",
+            transient=False,
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SendError(
+            f"{where}: the server's TLS certificate is not trusted ({exc.verify_message})",
+            transient=False,
+        )
+    if isinstance(exc, ssl.SSLError):
+        return SendError(
+            f"{where}: TLS failed ({exc.reason or exc}); is smtp.security={smtp.security!r} "
+            "right for this port?",
+            transient=False,
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return SendError(f"{where} closed the connection: {exc}", transient=True)
+    if isinstance(exc, TimeoutError):
+        return SendError(f"{where} did not answer within {smtp.timeout:g}s", transient=True)
+    if isinstance(exc, OSError):
+        reason = exc.strerror or type(exc).__name__
+        return SendError(f"cannot reach {where}: {reason}", transient=True)
+    if isinstance(exc, smtplib.SMTPException):
+        return SendError(f"{where}: {exc}", transient=False)
+    return SendError(f"{where}: unexpected {type(exc).__name__}", transient=False)
+
+
+def _reply_text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    return one_line(reply)
+
+
+@dataclass
+class RunResult:
+    accepted: dict[str, datetime]  # key -> when the server took it
+    failed: dict[str, SendError]
+
+
+def deliver(
+    messages: Sequence[Outgoing],
+    smtp: SmtpSettings,
+    *,
+    connect: Callable[[SmtpSettings], ManagedConnection] = open_connection,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] | None = None,
+) -> RunResult:
+    """Send every message over one connection, reconnecting with exponential backoff on
+    transient failures (at most smtp.retries times); a permanent failure of the connection
+    (say a refused login) stops the run, a permanent refusal of one message skips it."""
+    from datetime import UTC
+
+    clock = clock or (lambda: datetime.now(UTC))
+    pending = list(messages)
+    result = RunResult(accepted={}, failed={})
+    failures = 0
+    while pending:
+        try:
+            client = connect(smtp)
+        except SendError as exc:
+            if exc.transient and failures < smtp.retries:
+                failures += 1
+                _wait(exc, failures, smtp, sleep)
+                continue
+            for message in pending:
+                result.failed[message.key] = exc
+            return result
+        try:
+            while pending:
+                message = pending[0]
+                try:
+                    refused = client.smtp.sendmail(message.sender, list(message.recipients),
+                                                   message.data)
+                except Exception as raw:
+                    exc = classify(raw, smtp)
+                    if exc.transient:
+                        raise exc from None
+                    log.error("not sent (%s): %s", message.key, exc)
+                    result.failed[message.key] = exc
+                    pending.pop(0)
+                    continue
+                if refused:
+                    log.warning("%s: refused for %s", message.key, ", ".join(sorted(refused)))
+                result.accepted[message.key] = clock()
+                pending.pop(0)
+        except SendError as exc:
+            _quiet_close(client)
+            if failures < smtp.retries:
+                failures += 1
+                _wait(exc, failures, smtp, sleep)
+                continue
+            for message in pending:
+                result.failed[message.key] = exc
+            return result
+        _quiet_close(client)
+    return result
+
+
+def _wait(exc: SendError, failures: int, smtp: SmtpSettings, sleep: Callable[[float], None]):
+    delay = min(smtp.backoff * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+    log.warning("%s; retry %d of %d in %.3gs", exc, failures, smtp.retries, delay)
+    sleep(delay)
