@@ -124,11 +124,20 @@ class ArxivSourceSettings(_Section):
     base_url: str = "https://export.arxiv.org"
     categories: list[str] = Field(default_factory=lambda: ["cs.LG"])
     max_results: int = Field(200, ge=1, le=2000)
+    # Results per request, and seconds between requests: arXiv asks for at most one
+    # request every 3 seconds. Lower it only for a local test server.
+    page_size: int = Field(100, ge=1, le=2000)
+    request_delay: float = Field(3.0, ge=0)
 
 
 class SourcesSettings(_Section):
     hf: HFSourceSettings = Field(default_factory=HFSourceSettings)
     arxiv: ArxivSourceSettings = Field(default_factory=ArxivSourceSettings)
+    # Shared by every HTTP source: per-request timeout, retries of transient errors, and
+    # the first backoff delay in seconds (doubling each retry unless Retry-After says).
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    backoff: float = Field(1.0, ge=0)
 
 
 class Settings(BaseSettings):

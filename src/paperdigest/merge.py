@@ -26,25 +26,48 @@ def record_columns(record: PaperRecord) -> dict[str, Any]:
         "primary_category": record.primary_category,
         "version": record.version,
         "upvotes": record.upvotes,
+        "updated": record.updated.isoformat() if record.updated else None,
+        "comments": record.comments,
+        "github": record.github,
+        "project_page": record.project_page,
+        "ai_summary": record.ai_summary,
     }
+
+
+# A newer arXiv version speaks for these over whatever is stored; an older one only fills gaps.
+_VERSIONED = ("title", "abstract", "authors", "categories", "primary_category", "updated")
+
+
+def _version_order(stored: dict[str, Any], record: PaperRecord) -> int:
+    """1 if the record is a newer version than the stored paper, -1 if older, else 0."""
+    old = stored.get("version")
+    if record.version is None or old is None or record.version == old:
+        return 0
+    return 1 if record.version > old else -1
 
 
 def merged_columns(stored: dict[str, Any], record: PaperRecord) -> dict[str, Any]:
     """The columns that change when `record` meets the stored row; empty if none do."""
     incoming = record_columns(record)
+    order = _version_order(stored, record)
     changes: dict[str, Any] = {}
     for column, new in incoming.items():
         old = stored.get(column)
         if new is None or new == old:
             continue
+        if order < 0 and old not in (None, "", "[]"):
+            continue  # an older version never overwrites a newer one
+        if order > 0 and column in _VERSIONED:
+            changes[column] = new  # the new version's text replaces the old one's
+            continue
         if column == "abstract":
             if old and len(old) >= len(new):
                 continue  # keep the fuller abstract
-        elif column in ("upvotes", "version"):
+        elif column in ("upvotes", "version", "comments", "updated"):
             if old is not None and old >= new:
                 continue  # counts only grow; a new version supersedes an old one
-        elif column in ("title", "listed_label", "published") and old:
-            continue  # the first source to date or title a paper keeps it
+        elif column in ("title", "listed_label", "published", "url") and old:
+            continue  # the first source to date, title or link a paper keeps it
         elif (
             column in ("authors", "categories")
             and old

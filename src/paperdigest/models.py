@@ -23,6 +23,12 @@ class PaperRecord:
     version: int | None = None
     upvotes: int | None = None
     source: str = "file"
+    # Richer fields only live sources know (arXiv Atom, Hugging Face Daily Papers).
+    updated: date | None = None
+    comments: int | None = None
+    github: str | None = None
+    project_page: str | None = None
+    ai_summary: str | None = None
 
 
 @dataclass(frozen=True)

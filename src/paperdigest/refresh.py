@@ -1,15 +1,35 @@
 """Refreshing the corpus before a digest is built.
 
-The daily job calls `refresh_sources` first. Until live sources exist, the local corpus
-is all there is, so there is nothing to fetch.
+The daily job calls `refresh_sources` first; `paperdigest fetch` calls it too. Each
+source runs on its own: one failing (down, timing out, answering garbage) is logged and
+recorded in the fetch log, and never stops the other or the digest that follows.
+Every good response is stored as it arrives, so a later failure keeps what came before.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
 
 from paperdigest.config import Settings
-from paperdigest.store import Store
+from paperdigest.errors import PaperdigestError
+from paperdigest.sources import Batch
+from paperdigest.sources.arxiv import ArxivQuery, Throttle, fetch_arxiv
+from paperdigest.sources.hf import fetch_hf
+from paperdigest.sources.http import RetryPolicy, make_client
+from paperdigest.store import FetchEntry, Store
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("hf", "arxiv")
+# With no date given, catch up from the last successful fetch, but never further back.
+MAX_CATCHUP_DAYS = 7
+MAX_RANGE_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -20,8 +40,152 @@ class SourceResult:
     updated: int = 0
     skipped: int = 0
     error: str | None = None
+    unchanged: int = 0
+    problems: tuple[str, ...] = ()  # what was skipped, and where
 
 
-def refresh_sources(store: Store, settings: Settings) -> list[SourceResult]:
-    """Fetch every enabled source into the store; one failing never stops the others."""
-    return []
+# (source, batches done, batches expected or None when unknown)
+ProgressCallback = Callable[[str, int, int | None], None]
+
+
+def days_between(since: date, until: date) -> list[date]:
+    return [since + timedelta(days=n) for n in range((until - since).days + 1)]
+
+
+def fetch_window(
+    store: Store, source: str, today: date, since: date | None, until: date | None
+) -> tuple[date, date]:
+    """The days to fetch: as given, or from the last good fetch (or yesterday) to today."""
+    until = until or today
+    if since is None:
+        last = store.last_fetch(source, ok_only=True)
+        since = last.started_at.astimezone(UTC).date() if last else today - timedelta(days=1)
+        since = max(since, until - timedelta(days=MAX_CATCHUP_DAYS))
+    if since > until:
+        raise PaperdigestError(f"--since {since} is after {until}")
+    if (until - since).days >= MAX_RANGE_DAYS:
+        raise PaperdigestError(f"fetch at most {MAX_RANGE_DAYS} days at a time")
+    return min(since, until), until
+
+
+def _batches(
+    source: str,
+    settings: Settings,
+    client: httpx.Client,
+    window: tuple[date, date],
+    sleep: Callable[[float], None],
+) -> tuple[Iterator[Batch], int | None]:
+    conf = settings.sources
+    if source == "hf":
+        days = days_between(*window)
+        policy = RetryPolicy(conf.retries, conf.backoff, sleep=sleep)
+        return fetch_hf(client, conf.hf.base_url, days, policy), len(days)
+    arxiv = conf.arxiv
+    # A retry is a request too: never back off for less than arXiv's request interval.
+    policy = RetryPolicy(conf.retries, max(conf.backoff, arxiv.request_delay), sleep=sleep)
+    query = ArxivQuery(
+        categories=arxiv.categories,
+        max_results=arxiv.max_results,
+        page_size=arxiv.page_size,
+        since=window[0],
+        until=window[1],
+    )
+    throttle = Throttle(arxiv.request_delay, sleep=sleep)
+    return fetch_arxiv(client, arxiv.base_url, query, policy, throttle), None
+
+
+def _run_source(
+    store: Store,
+    source: str,
+    settings: Settings,
+    client: httpx.Client,
+    window: tuple[date, date],
+    today: date,
+    sleep: Callable[[float], None],
+    on_progress: ProgressCallback | None,
+) -> SourceResult:
+    new = updated = unchanged = 0
+    problems: list[str] = []
+    done = 0
+    error: str | None = None
+    batches, expected = _batches(source, settings, client, window, sleep)
+    if on_progress:
+        on_progress(source, 0, expected)
+    try:
+        for batch in batches:
+            for problem in batch.result.problems:
+                log.warning("%s: %s", source, problem)
+                problems.append(str(problem))
+            if batch.result.records:
+                stats = store.ingest(batch.result.records, today=today)
+                new, updated = new + stats.new, updated + stats.updated
+                unchanged += stats.unchanged
+            done += 1
+            if on_progress:
+                on_progress(source, done, expected)
+    except Exception as exc:  # one source failing, for any reason, must not stop the others
+        error = str(exc) if isinstance(exc, PaperdigestError) else f"{type(exc).__name__}: {exc}"
+        log.warning("%s failed: %s", source, error, exc_info=not isinstance(exc, PaperdigestError))
+    return SourceResult(
+        source=source,
+        ok=error is None,
+        new=new,
+        updated=updated,
+        skipped=len(problems),
+        error=error,
+        unchanged=unchanged,
+        problems=tuple(problems),
+    )
+
+
+def enabled_sources(settings: Settings) -> list[str]:
+    return [s for s in SOURCES if getattr(settings.sources, s).enabled]
+
+
+def refresh_sources(
+    store: Store,
+    settings: Settings,
+    *,
+    sources: Sequence[str] | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    today: date | None = None,
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_progress: ProgressCallback | None = None,
+) -> list[SourceResult]:
+    """Fetch sources into the store; one failing never stops the others.
+
+    `sources=None` means every enabled source; naming one runs it even if disabled.
+    Every run is recorded in the fetch log, which `paperdigest status` shows.
+    """
+    today = today or date.today()
+    chosen = list(sources) if sources is not None else enabled_sources(settings)
+    unknown = [s for s in chosen if s not in SOURCES]
+    if unknown:
+        raise PaperdigestError(f"unknown source {unknown[0]!r}; choose from {', '.join(SOURCES)}")
+    owned = client is None
+    http = client or make_client(settings.sources.timeout)
+    results: list[SourceResult] = []
+    try:
+        for source in chosen:
+            started = datetime.now(UTC)
+            window = fetch_window(store, source, today, since, until)
+            result = _run_source(store, source, settings, http, window, today, sleep, on_progress)
+            store.log_fetch(
+                FetchEntry(
+                    source=source,
+                    started_at=started,
+                    finished_at=datetime.now(UTC),
+                    ok=result.ok,
+                    new=result.new,
+                    updated=result.updated,
+                    skipped=result.skipped,
+                    error=result.error,
+                )
+            )
+            results.append(result)
+    finally:
+        if owned:
+            http.close()
+    return results

@@ -99,8 +99,42 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # Live sources (issue 4): richer paper fields, and one row per source per fetch.
+    """
+    ALTER TABLE papers ADD COLUMN updated TEXT;
+    ALTER TABLE papers ADD COLUMN comments INTEGER;
+    ALTER TABLE papers ADD COLUMN github TEXT;
+    ALTER TABLE papers ADD COLUMN project_page TEXT;
+    ALTER TABLE papers ADD COLUMN ai_summary TEXT;
+    CREATE TABLE fetch_log (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        new INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    CREATE INDEX fetch_log_source ON fetch_log(source, id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class FetchEntry:
+    """One source's fetch, as the fetch log keeps it."""
+
+    source: str
+    started_at: datetime
+    finished_at: datetime
+    ok: bool
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+    error: str | None = None
 
 
 @dataclass
@@ -456,6 +490,71 @@ class Store:
             "UNION SELECT profile FROM digests ORDER BY 1"
         )
         return [row[0] for row in rows]
+
+    # -- fetch log and status (live sources) --------------------------------------------
+
+    def log_fetch(self, entry: FetchEntry) -> None:
+        self.conn.execute(
+            "INSERT INTO fetch_log(source, started_at, finished_at, ok, new, updated, skipped, "
+            "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.source,
+                entry.started_at.isoformat(timespec="seconds"),
+                entry.finished_at.isoformat(timespec="seconds"),
+                int(entry.ok),
+                entry.new,
+                entry.updated,
+                entry.skipped,
+                entry.error,
+            ),
+        )
+
+    def last_fetch(self, source: str, *, ok_only: bool = False) -> FetchEntry | None:
+        where = "source = ?" + (" AND ok = 1" if ok_only else "")
+        row = self.conn.execute(
+            f"SELECT * FROM fetch_log WHERE {where} ORDER BY id DESC LIMIT 1", (source,)
+        ).fetchone()
+        if row is None:
+            return None
+        return FetchEntry(
+            source=row["source"],
+            started_at=datetime.fromisoformat(row["started_at"]),
+            finished_at=datetime.fromisoformat(row["finished_at"]),
+            ok=bool(row["ok"]),
+            new=row["new"],
+            updated=row["updated"],
+            skipped=row["skipped"],
+            error=row["error"],
+        )
+
+    def count_added_since(self, since: datetime) -> int:
+        """Papers first stored at or after `since` (an aware datetime)."""
+        stamp = since.astimezone(UTC).isoformat(timespec="seconds")
+        return self.conn.execute(
+            "SELECT count(*) FROM papers WHERE added_at >= ?", (stamp,)
+        ).fetchone()[0]
+
+    def count_marks(self, profile: str) -> tuple[int, int]:
+        """(stars, dismissals) of a profile."""
+        stars = self.conn.execute(
+            "SELECT count(*) FROM stars WHERE profile = ?", (profile,)
+        ).fetchone()[0]
+        dismissals = self.conn.execute(
+            "SELECT count(*) FROM dismissals WHERE profile = ?", (profile,)
+        ).fetchone()[0]
+        return stars, dismissals
+
+    def last_sent_digest(self, profile: str) -> tuple[date, datetime | None] | None:
+        """(digest date, sent at) of the profile's latest sent digest."""
+        row = self.conn.execute(
+            "SELECT digest_date, sent_at FROM digests WHERE profile = ? AND status = 'sent' "
+            "ORDER BY digest_date DESC, id DESC LIMIT 1",
+            (profile,),
+        ).fetchone()
+        if row is None:
+            return None
+        sent = datetime.fromisoformat(row["sent_at"]) if row["sent_at"] else None
+        return date.fromisoformat(row["digest_date"]), sent
 
 
 def _paper(row: sqlite3.Row) -> Paper:

@@ -1,0 +1,18 @@
+"""Live sources: the network shell around the pure parsers. Each yields one Batch per
+response, so the caller can store every good page even when a later request fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paperdigest.models import ParseResult, Problem
+
+
+@dataclass(frozen=True)
+class Batch:
+    where: str  # the request, for warnings: URL and parameters
+    result: ParseResult
+
+
+def problem_batch(where: str, message: str) -> Batch:
+    return Batch(where, ParseResult(problems=[Problem(where, message)]))
