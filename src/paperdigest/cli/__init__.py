@@ -11,6 +11,7 @@ from paperdigest import __version__
 from paperdigest.cli import (
     delivery,  # noqa: F401  (send, run, config check)
     papers,  # noqa: F401  (registers commands)
+    sources,  # noqa: F401  (fetch, status)
 )
 from paperdigest.cli.common import AppContext, app
 

@@ -98,25 +98,26 @@ def get_bytes(
 ) -> bytes:
     """GET a URL's body, retrying transient failures; FetchError when it cannot."""
     policy = policy or RetryPolicy()
+    shown = str(httpx.URL(url, params=params))  # messages name the full request
     for attempt in range(policy.retries + 1):
         last = attempt == policy.retries
         retry_after: float | None = None
         try:
             with client.stream("GET", url, params=params) as response:
                 if response.status_code == 200:
-                    return _read_capped(response, url, max_bytes)
+                    return _read_capped(response, shown, max_bytes)
                 reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 if not _transient(response.status_code):
-                    raise FetchError(f"{url}: {reason}")
+                    raise FetchError(f"{shown}: {reason}")
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-                    raise FetchError(f"{url}: {reason}, retry after {retry_after:.0f} s")
+                    raise FetchError(f"{shown}: {reason}, retry after {retry_after:.0f} s")
         except httpx.TransportError as exc:
             # Connect errors, timeouts and dropped connections are worth another try.
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if last:
-            raise FetchError(f"{url}: {reason} (after {policy.retries + 1} attempts)")
+            raise FetchError(f"{shown}: {reason} (after {policy.retries + 1} attempts)")
         wait = policy.delay(attempt, retry_after)
-        log.warning("%s: %s; retrying in %.1f s", url, reason, wait)
+        log.warning("%s: %s; retrying in %.1f s", shown, reason, wait)
         policy.sleep(wait)
     raise AssertionError("unreachable")  # the loop always returns or raises

@@ -1,0 +1,180 @@
+"""Commands for live sources: `fetch`, and `status` (what the store and the sources hold)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from paperdigest.cli.common import app, app_context, clean_errors, err, out, progress
+from paperdigest.config import ProfileSettings, Settings
+from paperdigest.errors import PaperdigestError
+from paperdigest.refresh import SOURCES, enabled_sources, refresh_sources
+from paperdigest.store import FetchEntry, Store
+
+
+class SourceChoice(StrEnum):
+    hf = "hf"
+    arxiv = "arxiv"
+    all = "all"
+
+
+def _day(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PaperdigestError(f"{flag} {value!r} is not a date as YYYY-MM-DD") from None
+
+
+class _WarningsToConsole(logging.Handler):
+    """Source warnings (retries, skipped items) as one plain line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"warning: {record.getMessage()}", markup=False, soft_wrap=True)
+
+
+@contextmanager
+def _console_warnings() -> Iterator[None]:
+    logger = logging.getLogger("paperdigest")
+    handler = _WarningsToConsole(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+@app.command()
+@clean_errors
+def fetch(
+    ctx: typer.Context,
+    source: Annotated[
+        SourceChoice,
+        typer.Option("--source", "-s", help="Which source; 'all' means every enabled one."),
+    ] = SourceChoice.all,
+    day: Annotated[
+        str | None, typer.Option("--date", help="Fetch this day only (YYYY-MM-DD).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Fetch from this day (YYYY-MM-DD) through today."),
+    ] = None,
+) -> None:
+    """Fetch new papers from Hugging Face Daily Papers and arXiv into the store.
+
+    Without --date or --since, each source catches up from its last good fetch (a week at most).
+    Naming a disabled source with --source runs it anyway.
+    """
+    if day is not None and since is not None:
+        raise PaperdigestError("give --date or --since, not both")
+    first = _day(day, "--date") or _day(since, "--since")
+    last = _day(day, "--date")
+    context = app_context(ctx)
+    settings = context.settings
+    chosen = enabled_sources(settings) if source is SourceChoice.all else [source.value]
+    if not chosen:
+        raise PaperdigestError(
+            "no source is enabled; set enabled = true under [sources.hf] or [sources.arxiv], "
+            "or name one with --source"
+        )
+    with context.store() as store, progress() as bar, _console_warnings():
+        tasks = {name: bar.add_task(f"Fetching {name}", total=None) for name in chosen}
+
+        def on_progress(name: str, done: int, expected: int | None) -> None:
+            bar.update(tasks[name], completed=done, total=expected or max(done, 1))
+
+        results = refresh_sources(
+            store, settings, sources=chosen, since=first, until=last, on_progress=on_progress
+        )
+    failed = False
+    for result in results:
+        line = (
+            f"{result.source}: {result.new} new, {result.updated} updated, "
+            f"{result.skipped} skipped"
+        )
+        if result.ok:
+            out.print(line, markup=False)
+        else:
+            failed = True
+            out.print(f"{line}; failed: {result.error}", markup=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _fetch_line(entry: FetchEntry | None) -> str:
+    if entry is None:
+        return "never fetched"
+    counts = f"{entry.new} new, {entry.updated} updated, {entry.skipped} skipped"
+    if entry.ok:
+        return f"{_when(entry.finished_at)} ok: {counts}"
+    return f"{_when(entry.finished_at)} FAILED: {entry.error} ({counts})"
+
+
+def _next_send(profile: ProfileSettings, settings: Settings, now: datetime) -> str:
+    if not profile.email:
+        return "not scheduled (no email)"
+    try:
+        # Imported here: status must work even when the scheduler cannot be loaded.
+        from paperdigest.scheduler import next_send_time
+    except ImportError:
+        return "not scheduled"
+    try:
+        return _when(next_send_time(profile, settings.digest, now))
+    except Exception:  # a schedule that cannot be computed must not break status
+        return "not scheduled"
+
+
+def _profile_names(settings: Settings, store: Store) -> list[str]:
+    names = [p.name for p in settings.profiles]
+    names += [n for n in store.profiles() if n not in names]
+    return names or ["default"]
+
+
+@app.command()
+@clean_errors
+def status(ctx: typer.Context) -> None:
+    """Papers stored, stars, dismissals, the last fetch of each source, and digests."""
+    context = app_context(ctx)
+    settings = context.settings
+    now = datetime.now(UTC)
+    midnight = datetime.combine(date.today(), time()).astimezone()
+    with context.store() as store:
+        total = store.count_papers()
+        new_today = store.count_added_since(midnight)
+        fetches = {name: store.last_fetch(name) for name in SOURCES}
+        rows = []
+        for name in _profile_names(settings, store):
+            profile = settings.profile(name) or ProfileSettings(name=name)
+            stars, dismissals = store.count_marks(name)
+            sent = store.last_sent_digest(name)
+            last = "never" if sent is None else (
+                f"{sent[0].isoformat()}" + (f" (sent {_when(sent[1])})" if sent[1] else "")
+            )
+            rows.append((name, str(stars), str(dismissals), last,
+                         _next_send(profile, settings, now)))
+    out.print(f"Papers: {total} stored, {new_today} new today  ({store.path})", markup=False)
+    sources = Table("source", "enabled", "last fetch", box=None, header_style="bold")
+    for name in SOURCES:
+        enabled = "yes" if getattr(settings.sources, name).enabled else "no"
+        sources.add_row(name, enabled, _fetch_line(fetches[name]))
+    out.print(sources)
+    profiles = Table("profile", "stars", "dismissed", "last digest", "next digest", box=None,
+                     header_style="bold")
+    for row in rows:
+        profiles.add_row(*row)
+    out.print(profiles)
