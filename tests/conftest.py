@@ -65,3 +65,7 @@ def cli() -> Callable[..., object]:
         return runner.invoke(app, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+# The SMTP server fixtures for the delivery tests (tests/mail_fixtures.py).
+from tests.mail_fixtures import ca, mail_server, plain_server, trust_ca  # noqa: E402, F401

@@ -5,15 +5,16 @@ own message builder rewrites a digest (newlines to <br>, premailer, HTML in the 
 so the message is built here with the stdlib and sent over yagmail's connection.
 
 "Exactly what the templates rendered" means: the text/plain part decodes to the rendered
-text byte for byte, and the text/html part to `css_inline.inline(rendered html)`, once the
-CRLF line endings every mail body travels with are read back as LF. Both parts are
-quoted-printable, so the message is 7-bit clean and any server accepts it.
+text byte for byte, and the text/html part to `css_inline.inline(rendered html)` plus a
+final newline, once the CRLF line endings every mail body travels with are read back as
+LF. Both parts are quoted-printable, so the message is 7-bit clean and any server takes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import smtplib
 import ssl
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from typing import Protocol
 from urllib.parse import quote
 
@@ -77,7 +78,9 @@ def build_message(
     message["To"] = ", ".join(one_line(r) for r in recipients)
     message["Subject"] = one_line(rendered.subject)
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(idstring=f"paperdigest.{profile}", domain=_domain(sender))
+    # Short enough never to be folded onto a second line.
+    token = secrets.token_hex(8)
+    message["Message-ID"] = f"<paperdigest.{now:%Y%m%d}.{token}@{_domain(sender)}>"
     # No web endpoint exists, so unsubscribing is a mail to the sender naming the profile.
     unsubscribe = quote(f"unsubscribe {profile}")
     message["List-Unsubscribe"] = f"<mailto:{one_line(sender)}?subject={unsubscribe}>"
@@ -90,7 +93,9 @@ def build_message(
 
 
 def inline_css(html: str) -> str:
-    return css_inline.inline(html)
+    # A MIME text body ends with a newline; adding it here keeps "what was sent" and
+    # "what this returns" the same string.
+    return css_inline.inline(html).rstrip("\n") + "\n"
 
 
 def message_bytes(message: EmailMessage) -> bytes:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from paperdigest.cli.common import app, app_context, clean_errors, err, out
+from paperdigest.cli.common import app, app_context, clean_errors, err
 from paperdigest.config import Settings, config_path
 from paperdigest.delivery import DeliveryError, select_profiles, send_digests
 from paperdigest.scheduler import Daemon
@@ -65,11 +65,11 @@ def send(
             store, settings, profiles, to=to or (), force=force, dry_run=dry_run
         )
     for name, path in report.written.items():
-        out.print(f"{name}: wrote {path} (dry run: nothing sent)", markup=False)
+        typer.echo(f"{name}: wrote {path} (dry run: nothing sent)")
     for name in report.sent:
         chosen = settings.profile(name)
         recipients = ", ".join(to or (chosen.email if chosen else []))
-        out.print(f"{name}: sent to {recipients}", markup=False)
+        typer.echo(f"{name}: sent to {recipients}")
     for name, why in report.skipped.items():
         err.print(f"{name}: {why}", markup=False, soft_wrap=True)
     for name, why in report.failed.items():
