@@ -45,7 +45,8 @@ ARXIV_V2 = replace(
 
 
 def row(store: Store, arxiv_id: str) -> dict:
-    return dict(store.conn.execute("SELECT * FROM papers WHERE arxiv_id = ?", (arxiv_id,)).fetchone())
+    query = "SELECT * FROM papers WHERE arxiv_id = ?"
+    return dict(store.conn.execute(query, (arxiv_id,)).fetchone())
 
 
 def test_hf_and_arxiv_merge_into_one_record_with_the_best_of_each(store: Store) -> None:
