@@ -31,7 +31,7 @@ class ArxivPage:
     total: int | None = None  # opensearch:totalResults
     start: int | None = None  # opensearch:startIndex
     entries: int = 0  # entries on this page, good or bad: how far to advance `start`
-    oldest: date | None = None  # the earliest `published` on the page
+    oldest: date | None = None  # the earliest activity (published or updated) on the page
 
 
 def _int(value: Any) -> int | None:
@@ -110,7 +110,8 @@ def parse_arxiv_page(data: bytes, where: str) -> ArxivPage:
         else:
             records.append(parsed)
     header = feed.get("feed", {})
-    dates = [r.published for r in records if r.published is not None]
+    # A revised paper counts from its latest version, as the date window does.
+    dates = [max(d for d in (r.published, r.updated) if d) for r in records if r.published]
     return ArxivPage(
         result=ParseResult(records=records, problems=problems),
         total=_int(header.get("opensearch_totalresults")),
