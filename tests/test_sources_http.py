@@ -144,3 +144,12 @@ def test_retry_after_beyond_the_cap_gives_up_now(httpserver: HTTPServer, client,
     with pytest.raises(FetchError, match="retry after 86400 s"):
         get_bytes(client, httpserver.url_for("/p"), policy=RetryPolicy(sleep=sleeps))
     assert sleeps == []
+
+
+def test_an_undecodable_body_fails_without_retrying(httpserver: HTTPServer, client, sleeps) -> None:
+    httpserver.expect_request("/p").respond_with_data(
+        b"this is not gzip", headers={"Content-Encoding": "gzip"}
+    )
+    with pytest.raises(FetchError, match="DecodingError"):
+        get_bytes(client, httpserver.url_for("/p"), policy=RetryPolicy(sleep=sleeps))
+    assert sleeps == []

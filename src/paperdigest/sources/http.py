@@ -115,6 +115,9 @@ def get_bytes(
         except httpx.TransportError as exc:
             # Connect errors, timeouts and dropped connections are worth another try.
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except httpx.RequestError as exc:
+            # Undecodable content, redirect loops: retrying would only repeat them.
+            raise FetchError(f"{shown}: {type(exc).__name__}: {exc}") from None
         if last:
             raise FetchError(f"{shown}: {reason} (after {policy.retries + 1} attempts)")
         wait = policy.delay(attempt, retry_after)
