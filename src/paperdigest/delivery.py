@@ -38,6 +38,7 @@ from paperdigest.mailer import (
     open_connection,
     sender_address,
 )
+from paperdigest.models import Paper
 from paperdigest.render import make_environment, render_digest
 from paperdigest.service import build_digest
 from paperdigest.store import Store, check_profile_name
@@ -233,7 +234,7 @@ def build_for(store: Store, settings: Settings, profile: str, day: date) -> Buil
     return Built(digest, tuple(by_id[item.id] for item in digest.items))
 
 
-def _papers_by_ids(store: Store, ids: Sequence[str]):
+def _papers_by_ids(store: Store, ids: Sequence[str]) -> list[Paper]:
     if not ids:
         return []
     marks = ", ".join("?" for _ in ids)
