@@ -1,40 +1,722 @@
-"""The TF-IDF view of the store's corpus: fitted vectorizer, matrix and row mapping."""
+"""The TF-IDF view of the store's corpus: fitted vectorizer, matrix and row mapping.
+
+`open_index(store)` keeps a persisted index in `<data dir>/index/` next to the database and
+updates it incrementally:
+
+* papers added since the last build (pk above the highest indexed pk) and papers whose
+  title, abstract or listing date changed (the `paper_changes` log a trigger keeps) are
+  transformed with the existing vocabulary and appended as a new segment;
+* the vocabulary is refitted, and everything re-transformed, only when the corpus has grown
+  by more than `REFIT_GROWTH` since the last fit, when a paper was deleted, or when the
+  cache was written by another format / vectorizer / scikit-learn version;
+* every file is written under a fresh name and published by atomically replacing
+  `manifest.json`, so a concurrent reader sees the old index or the new one, never half of
+  one. A missing, corrupt or mismatched cache is treated as absent and rebuilt.
+
+Only the cache files are written; the database is read, never changed.
+
+Matrices are float32 CSR segments stored as plain `.npy` files and memory-mapped on load, so
+opening a million-paper index costs little more than reading its row mapping; a digest only
+touches the rows it ranks (`CorpusIndex.take`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import numbers
+import os
+import pickle
+import sqlite3
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import sklearn
 from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from paperdigest.ranking import make_vectorizer, paper_text
 from paperdigest.store import Store
 
+FORMAT_VERSION = 1
+INDEX_DIR = "index"
+MANIFEST = "manifest.json"
+# Refit the vocabulary once the corpus has grown by this fraction since the last fit.
+REFIT_GROWTH = 0.25
+# The vocabulary and idf are fitted on at most this many papers, evenly spaced by pk.
+FIT_SAMPLE = 100_000
+# From this many papers on, fit with a counting pass that never holds every distinct
+# n-gram as a Python string (scikit-learn's own fit needs ~1.7 GB at 75k papers).
+LEAN_FIT_MIN = 20_000
+# Papers read from SQLite and transformed at once.
+CHUNK = 20_000
+# Merge the appended segments into one when there are more than this many.
+MAX_SEGMENTS = 12
+# Files no manifest references are deleted only when older than this (a concurrent writer
+# may be about to publish them).
+STALE_SECONDS = 120
 
-@dataclass(frozen=True)
+Progress = Callable[[str], None]
+
+
 class CorpusIndex:
-    pks: np.ndarray  # pk of each matrix row
-    matrix: sparse.csr_matrix
-    feature_names: np.ndarray
+    """Rows are papers in pk order; the matrix is kept as segments and gathered on demand."""
 
-    def rows_of(self, pks: list[int]) -> list[int]:
-        positions = np.searchsorted(self.pks, pks)
-        return [
-            int(p) for p, pk in zip(positions, pks, strict=True)
-            if p < len(self.pks) and self.pks[p] == pk
-        ]
+    def __init__(
+        self,
+        pks: np.ndarray,
+        listed_days: np.ndarray,
+        feature_names: np.ndarray,
+        segments: list[sparse.csr_matrix],
+        seg_of: np.ndarray | None = None,
+        local_row: np.ndarray | None = None,
+        vectorizer: TfidfVectorizer | None = None,
+    ) -> None:
+        self.pks = np.asarray(pks, dtype=np.int64)
+        self.listed_days = np.asarray(listed_days, dtype=np.int32)  # date.toordinal()
+        self.feature_names = feature_names
+        self.segments = segments
+        n = len(self.pks)
+        self.seg_of = np.zeros(n, np.int32) if seg_of is None else seg_of
+        self.local_row = np.arange(n, dtype=np.int64) if local_row is None else local_row
+        self.vectorizer = vectorizer
+        self._matrix: sparse.csr_matrix | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.pks)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def matrix(self) -> sparse.csr_matrix:
+        """The whole matrix in row order (materialised on first use; prefer `take`)."""
+        if self._matrix is None:
+            self._matrix = self.take(np.arange(self.n_rows))
+        return self._matrix
+
+    def rows_of(self, pks: Sequence[int]) -> list[int]:
+        """Rows of the given pks, in their order; pks not indexed are left out."""
+        wanted = np.asarray(pks, dtype=np.int64)
+        if len(wanted) == 0 or self.n_rows == 0:
+            return []
+        positions = np.searchsorted(self.pks, wanted)
+        inside = positions < self.n_rows
+        hit = np.zeros(len(wanted), bool)
+        hit[inside] = self.pks[positions[inside]] == wanted[inside]
+        return [int(p) for p in positions[hit]]
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> sparse.csr_matrix:
+        """float32 CSR of the given rows, in the given order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return sparse.csr_matrix((0, self.n_features), dtype=np.float32)
+        segs = self.seg_of[rows]
+        locals_ = self.local_row[rows]
+        if len(self.segments) == 1:
+            return _owned(self.segments[0][locals_])
+        pieces: list[sparse.csr_matrix] = []
+        where: list[np.ndarray] = []
+        for s in np.unique(segs):
+            mask = segs == s
+            pieces.append(self.segments[int(s)][locals_[mask]])
+            where.append(np.flatnonzero(mask))
+        stacked = sparse.vstack(pieces, format="csr", dtype=np.float32)
+        order = np.concatenate(where)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return _owned(stacked[inverse])
+
+    def eligible(self, excluded_rows: Sequence[int], window_days: int) -> np.ndarray:
+        """Rows listed within `window_days` of the newest paper and not excluded."""
+        from paperdigest.recommend import eligible_day_rows
+
+        return eligible_day_rows(self.listed_days, excluded_rows, window_days)
 
 
-def build_index(store: Store) -> CorpusIndex:
-    pks, titles, abstracts = store.texts()
-    if not pks:
-        return CorpusIndex(np.zeros(0, dtype=np.int64), sparse.csr_matrix((0, 0)), np.array([]))
-    vectorizer = make_vectorizer(len(pks))
-    matrix = vectorizer.fit_transform(
-        paper_text(title, abstract) for title, abstract in zip(titles, abstracts, strict=True)
-    )
+def _owned(matrix: sparse.spmatrix) -> sparse.csr_matrix:
+    out = sparse.csr_matrix(matrix, dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
+def _empty_index() -> CorpusIndex:
     return CorpusIndex(
-        np.asarray(pks, dtype=np.int64),
-        sparse.csr_matrix(matrix),
-        vectorizer.get_feature_names_out(),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int32),
+        np.array([], dtype=object),
+        [sparse.csr_matrix((0, 0), dtype=np.float32)],
     )
+
+
+# -- reading the corpus ------------------------------------------------------------------
+
+
+def _rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Iterator[list[Any]]:
+    cursor = conn.execute(sql, args)
+    while True:
+        batch = cursor.fetchmany(CHUNK)
+        if not batch:
+            return
+        yield batch
+
+
+def _day(listed: str) -> int:
+    return date.fromisoformat(listed).toordinal()
+
+
+def _texts_by_pk(conn: sqlite3.Connection, pks: Sequence[int]) -> Iterator[list[Any]]:
+    """(pk, title, abstract, listed) rows of the given pks, in pk order, in chunks."""
+    ordered = sorted(set(int(pk) for pk in pks))
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        yield conn.execute(
+            "SELECT pk, title, abstract, listed FROM papers "
+            "WHERE pk IN (SELECT value FROM json_each(?)) ORDER BY pk",
+            (json.dumps(chunk),),
+        ).fetchall()
+
+
+class _Segment:
+    """A transformed block of rows as it is built, before it is written."""
+
+    def __init__(self, matrix: sparse.csr_matrix, pks: np.ndarray, days: np.ndarray) -> None:
+        self.matrix = matrix
+        self.pks = pks
+        self.days = days
+
+
+def _transform(
+    vectorizer: TfidfVectorizer, batches: Iterator[list[Any]], progress: Progress | None
+) -> _Segment:
+    mats: list[sparse.csr_matrix] = []
+    pks: list[np.ndarray] = []
+    days: list[np.ndarray] = []
+    done = 0
+    for batch in batches:
+        mats.append(
+            sparse.csr_matrix(
+                vectorizer.transform([paper_text(r[1], r[2]) for r in batch]), dtype=np.float32
+            )
+        )
+        pks.append(np.fromiter((r[0] for r in batch), np.int64, len(batch)))
+        days.append(np.fromiter((_day(r[3]) for r in batch), np.int32, len(batch)))
+        done += len(batch)
+        if progress is not None:
+            progress(f"transformed {done:,} papers")
+    n_features = len(vectorizer.vocabulary_)
+    if not mats:
+        return _Segment(
+            sparse.csr_matrix((0, n_features), dtype=np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int32),
+        )
+    matrix = sparse.vstack(mats, format="csr", dtype=np.float32) if len(mats) > 1 else mats[0]
+    return _Segment(_owned(matrix), np.concatenate(pks), np.concatenate(days))
+
+
+# -- fitting -----------------------------------------------------------------------------
+
+
+def _doc_count(limit: float, n_docs: int) -> float:
+    return limit if isinstance(limit, numbers.Integral) else limit * n_docs
+
+
+def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, int] | None:
+    """The vocabulary `vectorizer.fit(docs)` would choose, counted by term hash.
+
+    Same document-frequency pruning and `max_features` cut (by total count) as
+    scikit-learn; ties at the cut go to the alphabetically first terms. None when the
+    settings are ones this does not handle (then the caller fits the plain way).
+    """
+    if vectorizer.vocabulary is not None or vectorizer.analyzer != "word":
+        return None
+    analyzer = vectorizer.build_analyzer()
+    n = len(docs)
+    max_count = _doc_count(vectorizer.max_df, n)
+    min_count = _doc_count(vectorizer.min_df, n)
+    if max_count < min_count:
+        return None
+    totals: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    hashes: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+
+    def merge() -> None:
+        nonlocal totals
+        if not hashes:
+            return
+        h = np.concatenate(hashes)
+        tf = np.concatenate(counts).astype(np.int64)
+        df = np.ones(len(h), np.int64)
+        hashes.clear()
+        counts.clear()
+        if totals is not None:
+            h = np.concatenate([totals[0], h])
+            df = np.concatenate([totals[1], df])
+            tf = np.concatenate([totals[2], tf])
+        keys, inverse = np.unique(h, return_inverse=True)
+        totals = (
+            keys,
+            np.bincount(inverse, weights=df, minlength=len(keys)).astype(np.int64),
+            np.bincount(inverse, weights=tf, minlength=len(keys)).astype(np.int64),
+        )
+
+    for i, doc in enumerate(docs, start=1):
+        c = Counter(analyzer(doc))
+        hashes.append(np.fromiter(map(hash, c.keys()), np.int64, len(c)))
+        counts.append(np.fromiter(c.values(), np.int32, len(c)))
+        if i % CHUNK == 0:
+            merge()
+    merge()
+    if totals is None:
+        return None
+    keys, df, tf = totals
+    keep = (df >= min_count) & (df <= max_count)
+    keys, tf = keys[keep], tf[keep]
+    if len(keys) == 0:
+        return None
+    limit = vectorizer.max_features
+    wanted = keys
+    cut_tf = None
+    if limit is not None and len(keys) > limit:
+        cut_tf = np.sort(tf)[::-1][limit - 1]  # every term above it is in; ties decide
+        wanted = keys[tf >= cut_tf]
+    # Second pass: the strings of the wanted hashes (all found long before the end, mostly).
+    wanted_set = set(wanted.tolist())
+    tf_of = dict(zip(keys.tolist(), tf.tolist(), strict=True))
+    found: dict[int, str] = {}
+    for doc in docs:
+        for term in analyzer(doc):
+            h = hash(term)
+            if h in wanted_set and h not in found:
+                found[h] = term
+        if len(found) == len(wanted_set):
+            break
+    terms = sorted(found.items(), key=lambda item: (-tf_of[item[0]], item[1]))
+    if limit is not None:
+        terms = terms[:limit]
+    return {term: i for i, term in enumerate(sorted(t for _, t in terms))}
+
+
+def _fit(docs: list[str]) -> tuple[TfidfVectorizer, sparse.csr_matrix]:
+    """Fit the ranking vectorizer on `docs`; returns it and the transformed docs."""
+    vectorizer = make_vectorizer(len(docs))
+    if len(docs) >= LEAN_FIT_MIN:
+        vocabulary = _lean_vocabulary(vectorizer, docs)
+        if vocabulary is not None:
+            vectorizer.set_params(vocabulary=vocabulary)
+    matrix = vectorizer.fit_transform(docs)
+    # Every pruned term: large, and only kept for introspection (sklearn says to drop it).
+    vectorizer.stop_words_ = None
+    return vectorizer, sparse.csr_matrix(matrix, dtype=np.float32)
+
+
+def _settings_key() -> str:
+    """What the cache must agree with: formats, library version and ranking settings."""
+    params = make_vectorizer(FIT_SAMPLE).get_params()
+    params.pop("dtype", None)
+    described = {k: repr(v) for k, v in sorted(params.items())}
+    return json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "sklearn": sklearn.__version__,
+            "params": described,
+            "text": paper_text("Title", "Abstract"),
+            "fit_sample": FIT_SAMPLE,
+            "lean_fit_min": LEAN_FIT_MIN,
+        },
+        sort_keys=True,
+    )
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+class _Snapshot:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.count, self.max_pk = conn.execute(
+            "SELECT count(*), coalesce(max(pk), 0) FROM papers"
+        ).fetchone()
+        self.max_seq = _max_change_seq(conn)
+
+
+def _max_change_seq(conn: sqlite3.Connection) -> int:
+    try:
+        return conn.execute("SELECT coalesce(max(seq), 0) FROM paper_changes").fetchone()[0]
+    except sqlite3.OperationalError:  # a schema without the change log
+        return 0
+
+
+class _read_snapshot:
+    """A read transaction, so every query sees the same state of the database."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.began = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+            self.began = True
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        if self.began and self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+
+def _full_build(conn: sqlite3.Connection, progress: Progress | None) -> tuple[
+    TfidfVectorizer, _Segment, _Snapshot
+] | None:
+    snap = _Snapshot(conn)
+    if snap.count == 0:
+        return None
+    all_pks = np.fromiter(
+        (r[0] for r in conn.execute("SELECT pk FROM papers ORDER BY pk")), np.int64, snap.count
+    )
+    if snap.count <= FIT_SAMPLE:
+        rows = conn.execute("SELECT pk, title, abstract, listed FROM papers ORDER BY pk").fetchall()
+        if progress is not None:
+            progress(f"fitting the vocabulary on {len(rows):,} papers")
+        vectorizer, matrix = _fit([paper_text(r[1], r[2]) for r in rows])
+        segment = _Segment(
+            _owned(matrix),
+            np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+            np.fromiter((_day(r[3]) for r in rows), np.int32, len(rows)),
+        )
+        return vectorizer, segment, snap
+    picks = np.unique(np.linspace(0, snap.count - 1, FIT_SAMPLE).astype(np.int64))
+    sample = all_pks[picks]
+    docs = [paper_text(r[1], r[2]) for batch in _texts_by_pk(conn, sample) for r in batch]
+    if progress is not None:
+        progress(f"fitting the vocabulary on {len(docs):,} of {snap.count:,} papers")
+    vectorizer, _ = _fit(docs)
+    del docs
+    segment = _transform(
+        vectorizer,
+        _rows(conn, "SELECT pk, title, abstract, listed FROM papers ORDER BY pk", ()),
+        progress,
+    )
+    return vectorizer, segment, snap
+
+
+def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
+    """A fresh index of the whole corpus, neither read from nor written to the cache."""
+    with _read_snapshot(store.conn) as conn:
+        built = _full_build(conn, progress)
+    if built is None:
+        return _empty_index()
+    vectorizer, segment, _ = built
+    return CorpusIndex(
+        segment.pks,
+        segment.days,
+        vectorizer.get_feature_names_out(),
+        [segment.matrix],
+        vectorizer=vectorizer,
+    )
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+
+class _CacheError(Exception):
+    pass
+
+
+def index_dir(store: Store) -> Path:
+    return store.path.parent / INDEX_DIR
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_segment(directory: Path, segment: _Segment) -> dict[str, Any]:
+    name = f"seg-{uuid.uuid4().hex[:12]}"
+    m = segment.matrix
+    # One index dtype for both, so scipy never copies them to reconcile on load.
+    index_dtype = np.int32 if m.nnz < 2**31 - 1 else np.int64
+    for part, array in (
+        ("data", m.data.astype(np.float32, copy=False)),
+        ("indices", m.indices.astype(index_dtype, copy=False)),
+        ("indptr", m.indptr.astype(index_dtype, copy=False)),
+        ("pks", segment.pks),
+        ("days", segment.days),
+    ):
+        _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
+    return {"name": name, "rows": int(m.shape[0]), "nnz": int(m.nnz)}
+
+
+def _read_segment(directory: Path, entry: dict[str, Any], n_features: int) -> _Segment:
+    name = entry["name"]
+
+    def load(part: str) -> np.ndarray:
+        return np.load(directory / f"{name}.{part}.npy", mmap_mode="r", allow_pickle=False)
+
+    data, indices, indptr = load("data"), load("indices"), load("indptr")
+    pks, days = np.asarray(load("pks")), np.asarray(load("days"))
+    rows = int(entry["rows"])
+    if (
+        len(indptr) != rows + 1
+        or len(pks) != rows
+        or len(days) != rows
+        or int(indptr[-1]) != len(data)
+        or len(data) != len(indices)
+        or data.dtype != np.float32
+    ):
+        raise _CacheError(f"segment {name} is inconsistent")
+    matrix = sparse.csr_matrix((data, indices, indptr), shape=(rows, n_features), copy=False)
+    return _Segment(matrix, pks, days)
+
+
+class _Cache:
+    """What manifest.json describes, loaded."""
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        vectorizer: TfidfVectorizer,
+        segments: list[_Segment],
+        feature_names: np.ndarray,
+    ) -> None:
+        self.manifest = manifest
+        self.vectorizer = vectorizer
+        self.segments = segments
+        self.feature_names = feature_names
+
+    def index(self) -> CorpusIndex:
+        pks = np.concatenate([s.pks for s in self.segments])
+        days = np.concatenate([s.days for s in self.segments])
+        seg_of = np.concatenate(
+            [np.full(len(s.pks), i, np.int32) for i, s in enumerate(self.segments)]
+        )
+        local = np.concatenate([np.arange(len(s.pks), dtype=np.int64) for s in self.segments])
+        if len(pks) > 1 and not bool(np.all(pks[1:] > pks[:-1])):
+            # A paper re-transformed later (its text changed) is served by its newest row.
+            order = np.lexsort((seg_of, pks))
+            pks, days, seg_of, local = pks[order], days[order], seg_of[order], local[order]
+            last = np.ones(len(pks), bool)
+            last[:-1] = pks[1:] != pks[:-1]
+            pks, days, seg_of, local = pks[last], days[last], seg_of[last], local[last]
+        return CorpusIndex(
+            pks,
+            days,
+            self.feature_names,
+            [s.matrix for s in self.segments],
+            seg_of,
+            local,
+            vectorizer=self.vectorizer,
+        )
+
+
+def _read_cache(directory: Path) -> _Cache:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("settings") != _settings_key():
+            raise _CacheError("written with other settings")
+        with open(directory / manifest["vectorizer"], "rb") as handle:
+            vectorizer, feature_names = pickle.load(handle)
+        if not isinstance(vectorizer, TfidfVectorizer):
+            raise _CacheError("not a vectorizer")
+        n_features = len(feature_names)
+        segments = [_read_segment(directory, e, n_features) for e in manifest["segments"]]
+        return _Cache(manifest, vectorizer, segments, feature_names)
+    except _CacheError:
+        raise
+    except Exception as exc:  # missing, truncated, unpicklable: all mean "no cache"
+        raise _CacheError(str(exc)) from exc
+
+
+def _publish(directory: Path, manifest: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    data = json.dumps(manifest, indent=1).encode("utf-8")
+    _atomic_write(directory / MANIFEST, lambda h: h.write(data))
+    keep = _files_of(manifest) | (_files_of(previous) if previous else set())
+    now = time.time()
+    for path in directory.iterdir():
+        name = path.name
+        if name == MANIFEST or name in keep or not name.startswith(("seg-", "vec-", ".")):
+            continue
+        try:
+            if now - path.stat().st_mtime > STALE_SECONDS:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def _files_of(manifest: dict[str, Any]) -> set[str]:
+    names = {str(manifest.get("vectorizer"))}
+    for entry in manifest.get("segments", []):
+        for part in ("data", "indices", "indptr", "pks", "days"):
+            names.add(f"{entry['name']}.{part}.npy")
+    return names
+
+
+def _write_full(
+    directory: Path,
+    vectorizer: TfidfVectorizer,
+    segment: _Segment,
+    snap: _Snapshot,
+    previous: dict[str, Any] | None,
+) -> _Cache:
+    directory.mkdir(parents=True, exist_ok=True)
+    feature_names = vectorizer.get_feature_names_out()
+    vec_name = f"vec-{uuid.uuid4().hex[:12]}.pkl"
+    payload = pickle.dumps((vectorizer, feature_names), protocol=pickle.HIGHEST_PROTOCOL)
+    _atomic_write(directory / vec_name, lambda h: h.write(payload))
+    manifest = {
+        "settings": _settings_key(),
+        "vectorizer": vec_name,
+        "fit_count": snap.count,
+        "count": snap.count,
+        "max_pk": snap.max_pk,
+        "max_seq": snap.max_seq,
+        "segments": [_write_segment(directory, segment)],
+    }
+    _publish(directory, manifest, previous)
+    return _Cache(manifest, vectorizer, [segment], feature_names)
+
+
+def _append(
+    directory: Path,
+    cache: _Cache,
+    segment: _Segment,
+    snap: _Snapshot,
+) -> _Cache:
+    previous = cache.manifest
+    entries = list(previous["segments"])
+    segments = list(cache.segments)
+    if segment.matrix.shape[0]:
+        entries.append(_write_segment(directory, segment))
+        segments.append(segment)
+    if len(entries) > MAX_SEGMENTS:
+        # Merge every appended segment (never the large first one) into a single one.
+        tail = segments[1:]
+        merged = _Segment(
+            _owned(sparse.vstack([s.matrix for s in tail], format="csr", dtype=np.float32)),
+            np.concatenate([s.pks for s in tail]),
+            np.concatenate([s.days for s in tail]),
+        )
+        entries = [entries[0], _write_segment(directory, merged)]
+        segments = [segments[0], merged]
+    manifest = dict(previous, count=snap.count, max_pk=snap.max_pk, max_seq=snap.max_seq,
+                    segments=entries)
+    _publish(directory, manifest, previous)
+    return _Cache(manifest, cache.vectorizer, segments, cache.feature_names)
+
+
+# Per-process memo: repeated digests in one process (the daily job, the benchmark) reuse
+# the loaded index while manifest.json is unchanged.
+_MEMO: dict[Path, tuple[tuple[int, int], _Cache, CorpusIndex]] = {}
+
+
+def _manifest_stamp(directory: Path) -> tuple[int, int] | None:
+    try:
+        stat = (directory / MANIFEST).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_ino
+
+
+def open_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
+    """The cached index, brought up to date with the store (writing only the cache)."""
+    directory = index_dir(store)
+    with _read_snapshot(store.conn) as conn:
+        snap = _Snapshot(conn)
+        if snap.count == 0:
+            return _empty_index()
+        cache: _Cache | None = None
+        stamp = _manifest_stamp(directory)
+        memo = _MEMO.get(directory)
+        if memo is not None and stamp is not None and memo[0] == stamp:
+            cache, index = memo[1], memo[2]
+            m = cache.manifest
+            if (m["count"], m["max_pk"], m["max_seq"]) == (snap.count, snap.max_pk,
+                                                          snap.max_seq):
+                return index
+        if cache is None and stamp is not None:
+            try:
+                cache = _read_cache(directory)
+            except _CacheError as exc:
+                if progress is not None:
+                    progress(f"rebuilding the index cache ({exc})")
+                cache = None
+        updated = _update(conn, directory, cache, snap, progress) if cache else None
+        if updated is None:
+            built = _full_build(conn, progress)
+            if built is None:
+                return _empty_index()
+            vectorizer, segment, snap = built
+            previous = cache.manifest if cache else None
+            updated = _write_full(directory, vectorizer, segment, snap, previous)
+    index = updated.index()
+    new_stamp = _manifest_stamp(directory)
+    if new_stamp is not None:
+        _MEMO[directory] = (new_stamp, updated, index)
+    return index
+
+
+def _update(
+    conn: sqlite3.Connection,
+    directory: Path,
+    cache: _Cache,
+    snap: _Snapshot,
+    progress: Progress | None,
+) -> _Cache | None:
+    """The cache with new and changed papers appended; None when it needs a full rebuild."""
+    m = cache.manifest
+    if (m["count"], m["max_pk"], m["max_seq"]) == (snap.count, snap.max_pk, snap.max_seq):
+        return cache
+    if snap.count > m["fit_count"] * (1 + REFIT_GROWTH):
+        return None  # grown enough that the vocabulary should be refitted
+    if snap.max_pk < m["max_pk"] or snap.max_seq < m["max_seq"]:
+        return None  # another database, or history rewritten
+    changed = [
+        pk
+        for (pk,) in conn.execute(
+            "SELECT DISTINCT pk FROM paper_changes WHERE seq > ? AND pk <= ?",
+            (m["max_seq"], m["max_pk"]),
+        )
+    ] if snap.max_seq > m["max_seq"] else []
+    new_count = conn.execute(
+        "SELECT count(*) FROM papers WHERE pk > ?", (m["max_pk"],)
+    ).fetchone()[0]
+    if m["count"] + new_count != snap.count:
+        return None  # papers were deleted (or the cache belongs to another database)
+
+    def batches() -> Iterator[list[Any]]:
+        if changed:
+            found = 0
+            for batch in _texts_by_pk(conn, changed):
+                found += len(batch)
+                yield batch
+            if found != len(set(changed)):
+                raise _CacheError("a changed paper is gone")
+        yield from _rows(
+            conn,
+            "SELECT pk, title, abstract, listed FROM papers WHERE pk > ? ORDER BY pk",
+            (m["max_pk"],),
+        )
+
+    try:
+        segment = _transform(cache.vectorizer, batches(), None)
+    except _CacheError:
+        return None
+    if progress is not None:
+        progress(f"appended {segment.matrix.shape[0]:,} papers to the index")
+    return _append(directory, cache, segment, snap)

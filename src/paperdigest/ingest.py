@@ -50,14 +50,30 @@ def ingest_files(
     paths: Sequence[Path],
     on_file: Callable[[Path, ParseResult], None] | None = None,
     today: date | None = None,
+    on_progress: Callable[[Path, int, int], None] | None = None,
 ) -> IngestReport:
-    """Parse and store each file; a bad file is reported and never stops the others."""
+    """Parse and store each file; a bad file is reported and never stops the others.
+
+    `on_progress(path, done, total)` reports records stored so far within a file, every
+    few thousand records, so a large file shows progress.
+    """
     report = IngestReport()
     for path in paths:
         result = parse_file(path)
         report.problems.extend(result.problems)
         if result.records:
-            report.stats.add(store.ingest(result.records, today=today))
+            total = len(result.records)
+            report.stats.add(
+                store.ingest(
+                    result.records,
+                    today=today,
+                    progress=(
+                        None
+                        if on_progress is None
+                        else lambda done, p=path, t=total: on_progress(p, done, t)
+                    ),
+                )
+            )
             report.files += 1
         if on_file is not None:
             on_file(path, result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 from scipy import sparse
@@ -35,14 +35,23 @@ def eligible_rows(
     The window is anchored on the newest paper in the store, not on the clock, so a store
     that is not refreshed (the offline seed corpus) still has a digest to show.
     """
-    if not listed:
+    days = np.fromiter((d.toordinal() for d in listed), np.int32, len(listed))
+    return eligible_day_rows(days, sorted(excluded), window_days)
+
+
+def eligible_day_rows(
+    listed_days: np.ndarray, excluded: Sequence[int] | np.ndarray, window_days: int
+) -> np.ndarray:
+    """`eligible_rows` over listing days as `date.toordinal()` integers (vectorised)."""
+    if len(listed_days) == 0:
         return np.zeros(0, dtype=np.int64)
-    newest = max(listed)
-    cutoff = newest - timedelta(days=window_days) if window_days > 0 else date.min
-    return np.array(
-        [i for i, day in enumerate(listed) if day >= cutoff and i not in excluded],
-        dtype=np.int64,
-    )
+    keep = np.ones(len(listed_days), bool)
+    if window_days > 0:
+        keep &= listed_days >= int(listed_days.max()) - window_days
+    excluded = np.asarray(excluded, dtype=np.int64)
+    excluded = excluded[(excluded >= 0) & (excluded < len(listed_days))]
+    keep[excluded] = False
+    return np.flatnonzero(keep).astype(np.int64)
 
 
 def background_rows(n_rows: int, excluded: set[int], size: int = BACKGROUND_ROWS) -> np.ndarray:
@@ -50,7 +59,10 @@ def background_rows(n_rows: int, excluded: set[int], size: int = BACKGROUND_ROWS
     if n_rows == 0:
         return np.zeros(0, dtype=np.int64)
     step = max(1, n_rows // size)
-    return np.array([i for i in range(0, n_rows, step) if i not in excluded], dtype=np.int64)
+    rows = np.arange(0, n_rows, step, dtype=np.int64)
+    if excluded:
+        rows = rows[~np.isin(rows, np.fromiter(excluded, np.int64, len(excluded)))]
+    return rows
 
 
 def rank_rows(
@@ -62,8 +74,13 @@ def rank_rows(
     limit: int,
     star_weights: np.ndarray | None = None,
     ranker: Ranker | None = None,
+    background: np.ndarray | None = None,
 ) -> list[RankedRow]:
-    """Fit on the stars (pushed away from dismissals) and return the best candidates."""
+    """Fit on the stars (pushed away from dismissals) and return the best candidates.
+
+    `background` overrides the background sample's rows (when `matrix` holds only the
+    rows a caller gathered, the sample is chosen over the whole corpus by the caller).
+    """
     if limit <= 0 or len(candidate_rows) == 0 or len(star_rows) == 0:
         return []
     stars = list(star_rows)
@@ -72,7 +89,9 @@ def rank_rows(
     ranker.fit(
         matrix[stars],
         matrix[list(dismissed_rows)] if len(dismissed_rows) else None,
-        background=matrix[background_rows(matrix.shape[0], excluded)],
+        background=matrix[
+            background_rows(matrix.shape[0], excluded) if background is None else background
+        ],
         star_weights=star_weights,
     )
     candidates = matrix[candidate_rows]

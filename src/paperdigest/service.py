@@ -1,15 +1,18 @@
 """Use cases that join the store, the ranker and the digest: what the CLI and the daily
-job call. The store is read, never written, here."""
+job call. The store is read, never written, here (the TF-IDF index cache next to it is
+brought up to date: see corpus_index)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-from paperdigest.corpus_index import CorpusIndex, build_index
+import numpy as np
+
+from paperdigest.corpus_index import CorpusIndex, open_index
 from paperdigest.digest import Digest, assemble_digest
 from paperdigest.models import Pick
-from paperdigest.recommend import eligible_rows, rank_rows
+from paperdigest.recommend import RankedRow, background_rows, rank_rows
 from paperdigest.store import Store
 
 
@@ -33,20 +36,40 @@ def select_picks(
     if not starred:
         return Selection([Pick(paper=p, score=0.0) for p in store.newest(limit, seen)], False)
 
-    index = index or build_index(store)
-    listed_by_pk = store.listed_dates()
-    listed = [listed_by_pk[int(pk)] for pk in index.pks]
-    excluded = set(index.rows_of(sorted(seen)))
-    candidates = eligible_rows(listed, excluded, window_days)
+    index = index if index is not None else open_index(store)
+    excluded = index.rows_of(sorted(seen))
+    candidates = index.eligible(excluded, window_days)
     star_rows = index.rows_of([p.pk for p in starred])
-    ranked = rank_rows(
-        index.matrix,
-        index.feature_names,
-        star_rows,
-        index.rows_of(sorted(dismissed)),
-        candidates,
-        limit,
+    dismissed_rows = index.rows_of(sorted(dismissed))
+    background = background_rows(index.n_rows, set(star_rows) | set(dismissed_rows))
+    # Only the rows the ranker reads are gathered from the (memory-mapped) matrix.
+    needed = np.unique(
+        np.concatenate(
+            [np.asarray(r, dtype=np.int64) for r in (star_rows, dismissed_rows, background,
+                                                     candidates)]
+        )
     )
+
+    def local(rows: object) -> np.ndarray:
+        return np.searchsorted(needed, np.asarray(rows, dtype=np.int64))
+
+    ranked = [
+        RankedRow(
+            row=int(needed[r.row]),
+            score=r.score,
+            star_row=int(needed[r.star_row]) if r.star_row is not None else None,
+            terms=r.terms,
+        )
+        for r in rank_rows(
+            index.take(needed),
+            index.feature_names,
+            local(star_rows).tolist(),
+            local(dismissed_rows).tolist(),
+            local(candidates),
+            limit,
+            background=local(background),
+        )
+    ]
     wanted = [int(index.pks[r.row]) for r in ranked]
     wanted += [int(index.pks[r.star_row]) for r in ranked if r.star_row is not None]
     papers = {p.pk: p for p in store.papers(sorted(set(wanted)))}

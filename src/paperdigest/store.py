@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +24,7 @@ from paperdigest.models import Paper, PaperRecord
 
 DB_NAME = "paperdigest.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
+INGEST_PROGRESS_EVERY = 5_000
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 # Each entry upgrades the schema by one version. Append; never edit a shipped entry.
@@ -118,6 +119,20 @@ MIGRATIONS: list[str] = [
         error TEXT
     );
     CREATE INDEX fetch_log_source ON fetch_log(source, id);
+    """,
+    # Speed (issue 5): papers whose indexed text or listing date changed, or that were
+    # deleted, so the TF-IDF index cache re-transforms only those.
+    """
+    CREATE TABLE paper_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, pk INTEGER NOT NULL);
+    CREATE TRIGGER papers_changes_au AFTER UPDATE OF title, abstract, listed ON papers
+    WHEN old.title IS NOT new.title OR old.abstract IS NOT new.abstract
+        OR old.listed IS NOT new.listed
+    BEGIN
+        INSERT INTO paper_changes(pk) VALUES (new.pk);
+    END;
+    CREATE TRIGGER papers_changes_ad AFTER DELETE ON papers BEGIN
+        INSERT INTO paper_changes(pk) VALUES (old.pk);
+    END;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -247,13 +262,26 @@ class Store:
     def count_papers(self) -> int:
         return self.conn.execute("SELECT count(*) FROM papers").fetchone()[0]
 
-    def ingest(self, records: Iterable[PaperRecord], today: date | None = None) -> IngestStats:
-        """Insert or merge records in one transaction. Idempotent."""
+    def ingest(
+        self,
+        records: Iterable[PaperRecord],
+        today: date | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestStats:
+        """Insert or merge records in one transaction. Idempotent.
+
+        `progress`, if given, is called with the number of records done so far after every
+        `INGEST_PROGRESS_EVERY` records and once at the end.
+        """
         stats = IngestStats()
         listed_default = (today or date.today()).isoformat()
         added_at = _now()
+        done = 0
         with self.transaction() as conn:
             for record in records:
+                done += 1
+                if progress is not None and done % INGEST_PROGRESS_EVERY == 0:
+                    progress(done)
                 row = self._match(record)
                 if row is None:
                     self._insert(conn, record, listed_default, added_at)
@@ -275,6 +303,8 @@ class Store:
                     stats.updated += 1
                 else:
                     stats.unchanged += 1
+        if progress is not None:
+            progress(done)
         return stats
 
     def _match(self, record: PaperRecord) -> sqlite3.Row | None:
