@@ -1,0 +1,197 @@
+"""The persisted TF-IDF index: reuse, incremental appends, corruption, and equal results."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paperdigest import corpus_index
+from paperdigest.corpus_index import MANIFEST, build_index, index_dir, open_index
+from paperdigest.models import PaperRecord
+from paperdigest.ranking import make_vectorizer, paper_text
+from paperdigest.service import select_picks
+from paperdigest.store import Store
+
+
+def _fresh(store: Store) -> Store:
+    """The same database through a new connection, with the in-process memo forgotten."""
+    corpus_index._MEMO.clear()
+    return Store.open(store.path.parent)
+
+
+def _no_full_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the vocabulary was refitted")
+
+    monkeypatch.setattr(corpus_index, "_full_build", refuse)
+
+
+def _star_some(store: Store, n: int = 3) -> None:
+    rows = store.conn.execute("SELECT pk FROM papers ORDER BY pk LIMIT ?", (n,)).fetchall()
+    for (pk,) in rows:
+        store.star("default", store.papers([pk])[0])
+
+
+def _new_records(n: int, day: date) -> list[PaperRecord]:
+    return [
+        PaperRecord(
+            title=f"Sparse retrieval with learned graph transformers number {i}",
+            abstract="We study transformers for language model retrieval and graph attention. "
+            f"Variant {i} improves attention over sparse graphs.",
+            arxiv_id=f"2611.{10000 + i}",
+            published=day,
+        )
+        for i in range(n)
+    ]
+
+
+def _dense(index: corpus_index.CorpusIndex) -> np.ndarray:
+    return index.matrix.toarray()
+
+
+def test_the_cache_is_written_and_reused_across_opens(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = open_index(store)
+    assert (index_dir(store) / MANIFEST).is_file()
+    assert first.n_rows == store.count_papers()
+    _no_full_build(monkeypatch)
+    with _fresh(store) as again:
+        second = open_index(again)
+    np.testing.assert_array_equal(first.pks, second.pks)
+    np.testing.assert_array_equal(first.feature_names, second.feature_names)
+    np.testing.assert_array_equal(_dense(first), _dense(second))
+
+
+def test_the_cached_index_equals_a_fresh_build(store: Store) -> None:
+    cached = open_index(store)
+    fresh = build_index(store)
+    np.testing.assert_array_equal(cached.feature_names, fresh.feature_names)
+    np.testing.assert_allclose(_dense(cached), _dense(fresh))
+
+
+def test_new_papers_are_appended_with_the_same_vocabulary(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = open_index(store)
+    newest = store.conn.execute("SELECT max(listed) FROM papers").fetchone()[0]
+    records = _new_records(5, date.fromisoformat(newest))
+    store.ingest(records)
+    _no_full_build(monkeypatch)
+    with _fresh(store) as again:
+        after = open_index(again)
+        new_pks = [again.resolve(r.arxiv_id).pk for r in records]
+    np.testing.assert_array_equal(before.feature_names, after.feature_names)
+    assert after.n_rows == before.n_rows + 5
+    expected = before.vectorizer.transform([paper_text(r.title, r.abstract) for r in records])
+    got = after.take(after.rows_of(new_pks))
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
+    # The old rows are untouched.
+    np.testing.assert_array_equal(after.take(np.arange(before.n_rows)).toarray(), _dense(before))
+    assert after.listed_days[after.rows_of(new_pks)].tolist() == [
+        date.fromisoformat(newest).toordinal()
+    ] * 5
+
+
+def test_a_changed_abstract_is_re_transformed(store: Store) -> None:
+    before = open_index(store)
+    pk = int(before.pks[0])
+    paper = store.papers([pk])[0]
+    longer = paper.abstract + " Quantum entanglement of neural retrieval transformers."
+    store.conn.execute("UPDATE papers SET abstract = ? WHERE pk = ?", (longer, pk))
+    with _fresh(store) as again:
+        after = open_index(again)
+    expected = before.vectorizer.transform([paper_text(paper.title, longer)]).toarray()
+    np.testing.assert_allclose(after.take(after.rows_of([pk])).toarray(), expected, rtol=1e-6)
+    assert after.n_rows == before.n_rows
+
+
+def test_a_grown_corpus_refits_the_vocabulary(store: Store) -> None:
+    open_index(store)
+    fit_count = json.loads((index_dir(store) / MANIFEST).read_text())["fit_count"]
+    grow = int(fit_count * corpus_index.REFIT_GROWTH) + 2
+    store.ingest(_new_records(grow, date(2030, 1, 1)))
+    with _fresh(store) as again:
+        after = open_index(again)
+        assert after.n_rows == again.count_papers()
+    manifest = json.loads((index_dir(store) / MANIFEST).read_text())
+    assert manifest["fit_count"] == fit_count + grow
+
+
+@pytest.mark.parametrize("victim", ["manifest", "vectorizer", "segment", "settings"])
+def test_a_corrupt_cache_is_rebuilt(store: Store, victim: str) -> None:
+    before = open_index(store)
+    directory = index_dir(store)
+    manifest = json.loads((directory / MANIFEST).read_text())
+    if victim == "manifest":
+        (directory / MANIFEST).write_text("{not json")
+    elif victim == "vectorizer":
+        (directory / manifest["vectorizer"]).write_bytes(b"\x80garbage")
+    elif victim == "segment":
+        path = directory / f"{manifest['segments'][0]['name']}.data.npy"
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        manifest["settings"] = "another version"
+        (directory / MANIFEST).write_text(json.dumps(manifest))
+    with _fresh(store) as again:
+        after = open_index(again)
+    np.testing.assert_allclose(_dense(after), _dense(before))
+    assert json.loads((directory / MANIFEST).read_text())["settings"] != "another version"
+
+
+def test_select_picks_is_the_same_with_and_without_the_cache(store: Store) -> None:
+    _star_some(store)
+    without = select_picks(store, "default", 10, index=build_index(store))
+    cold = select_picks(store, "default", 10)  # builds and writes the cache
+    with _fresh(store) as again:
+        warm = select_picks(again, "default", 10)  # reads it
+    assert without.personalised and without.picks
+    for other in (cold, warm):
+        assert [(p.paper.pk, p.terms, p.because_of) for p in other.picks] == [
+            (p.paper.pk, p.terms, p.because_of) for p in without.picks
+        ]
+        assert [p.score for p in other.picks] == pytest.approx(
+            [p.score for p in without.picks], abs=1e-6
+        )
+
+
+def test_the_lean_fit_chooses_the_same_vocabulary(store: Store) -> None:
+    _pks, titles, abstracts = store.texts()
+    docs = [paper_text(t, a) for t, a in zip(titles, abstracts, strict=True)]
+    plain = make_vectorizer(len(docs)).fit(docs)
+    lean = corpus_index._lean_vocabulary(make_vectorizer(len(docs)), docs)
+    assert lean == plain.vocabulary_
+
+
+def test_the_lean_fit_cuts_at_max_features_by_total_count() -> None:
+    docs = [f"alpha beta gamma{i % 3} delta{i % 2} omega" for i in range(40)]
+    vectorizer = make_vectorizer(len(docs)).set_params(
+        max_features=3, ngram_range=(1, 1), min_df=1, max_df=1.0
+    )
+    plain = make_vectorizer(len(docs)).set_params(
+        max_features=3, ngram_range=(1, 1), min_df=1, max_df=1.0
+    ).fit(docs)
+    assert corpus_index._lean_vocabulary(vectorizer, docs) == plain.vocabulary_
+
+
+def test_preview_does_not_change_the_database(data_dir: Path, cli) -> None:
+    with Store.open(data_dir) as store:
+        _star_some(store)
+        before = store.conn.execute("SELECT count(*), max(pk) FROM papers").fetchone()[:]
+    corpus_index._MEMO.clear()
+    result = cli("--data-dir", str(data_dir), "preview")
+    assert result.exit_code == 0, result.output
+    assert (data_dir / "index" / MANIFEST).is_file()
+    with Store.open(data_dir) as store:
+        assert store.conn.execute("SELECT count(*), max(pk) FROM papers").fetchone()[:] == before
+
+
+def test_an_empty_store_has_an_empty_index(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "empty") as store:
+        index = open_index(store)
+    assert index.n_rows == 0
+    assert not (tmp_path / "empty" / "index" / MANIFEST).exists()
