@@ -53,6 +53,8 @@ FIT_SAMPLE = 100_000
 # From this many papers on, fit with a counting pass that never holds every distinct
 # n-gram as a Python string (scikit-learn's own fit needs ~1.7 GB at 75k papers).
 LEAN_FIT_MIN = 20_000
+# Documents counted between merges of the term counts in the lean fit.
+MERGE_EVERY = 8_000
 # Papers read from SQLite and transformed at once.
 CHUNK = 20_000
 # Merge the appended segments into one when there are more than this many.
@@ -236,7 +238,7 @@ def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, 
     scikit-learn; ties at the cut go to the alphabetically first terms. None when the
     settings are ones this does not handle (then the caller fits the plain way).
     """
-    if vectorizer.vocabulary is not None or vectorizer.analyzer != "word":
+    if vectorizer.vocabulary is not None:
         return None
     analyzer = vectorizer.build_analyzer()
     n = len(docs)
@@ -272,12 +274,13 @@ def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, 
         c = Counter(analyzer(doc))
         hashes.append(np.fromiter(map(hash, c.keys()), np.int64, len(c)))
         counts.append(np.fromiter(c.values(), np.int32, len(c)))
-        if i % CHUNK == 0:
+        if i % MERGE_EVERY == 0:
             merge()
     merge()
     if totals is None:
         return None
     keys, df, tf = totals
+    totals = None
     keep = (df >= min_count) & (df <= max_count)
     keys, tf = keys[keep], tf[keep]
     if len(keys) == 0:
@@ -289,8 +292,10 @@ def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, 
         cut_tf = np.sort(tf)[::-1][limit - 1]  # every term above it is in; ties decide
         wanted = keys[tf >= cut_tf]
     # Second pass: the strings of the wanted hashes (all found long before the end, mostly).
+    wanted_tf = tf if cut_tf is None else tf[tf >= cut_tf]
+    del keys, tf, df, totals
     wanted_set = set(wanted.tolist())
-    tf_of = dict(zip(keys.tolist(), tf.tolist(), strict=True))
+    tf_of = dict(zip(wanted.tolist(), wanted_tf.tolist(), strict=True))
     found: dict[int, str] = {}
     for doc in docs:
         for term in analyzer(doc):
