@@ -18,14 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from paperdigest.config import ProfileSettings, Settings, SmtpSettings
-from paperdigest.digest import (
-    Digest,
-    DigestItem,
-    assemble_digest,
-    format_authors,
-    paper_link,
-    snippet,
-)
+from paperdigest.digest import Digest, assemble_digest, item_for
 from paperdigest.errors import PaperdigestError
 from paperdigest.mailer import (
     MAX_BACKOFF_SECONDS,
@@ -38,7 +31,6 @@ from paperdigest.mailer import (
     open_connection,
     sender_address,
 )
-from paperdigest.models import Paper
 from paperdigest.render import make_environment, render_digest
 from paperdigest.service import build_digest
 from paperdigest.store import Store, check_profile_name
@@ -161,16 +153,15 @@ def claim(
 
 
 def mark_sent(
-    store: Store, digest_id: int, digest: Digest, pks: Sequence[int], sent_at: datetime,
-    message_id: str,
+    store: Store, digest_id: int, digest: Digest, sent_at: datetime, message_id: str
 ) -> None:
     with store.transaction() as conn:
         conn.executemany(
             "INSERT INTO digest_items(digest_id, paper_pk, rank, score, reason) "
             "VALUES (?, ?, ?, ?, ?)",
             [
-                (digest_id, pk, rank, item.score, item.reason)
-                for rank, (pk, item) in enumerate(zip(pks, digest.items, strict=True), 1)
+                (digest_id, item.pk, rank, item.score, item.reason)
+                for rank, item in enumerate(digest.items, 1)
             ],
         )
         conn.execute(
@@ -189,59 +180,23 @@ def mark_failed(store: Store, digest_id: int, error: str) -> None:
 # -- building the day's digest ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Built:
-    digest: Digest
-    pks: tuple[int, ...]  # the picked papers, in rank order
-
-
-def build_for(store: Store, settings: Settings, profile: str, day: date) -> Built:
+def build_for(store: Store, settings: Settings, profile: str, day: date) -> Digest:
     """A resend of a day that went out repeats its picks; otherwise the ranker picks."""
     previous = _sent_items(store, profile, day)
     cfg = settings.digest
-    if previous:
-        papers = store.papers([pk for pk, _, _ in previous])
-        items = tuple(
-            DigestItem(
-                id=p.id,
-                title=p.title,
-                authors=format_authors(p.authors),
-                link=paper_link(p),
-                snippet=snippet(p.abstract),
-                score=score,
-                reason=reason,
-                upvotes=p.upvotes,
-            )
-            for p, (_, score, reason) in zip(papers, previous, strict=True)
-        )
-        base = assemble_digest(
-            day,
-            profile,
-            [],
-            trending=store.trending(cfg.trending, cfg.window_days) if cfg.trending else [],
-        )
-        picked = {p.id for p in papers}
-        digest = Digest(
-            date=day,
-            profile=profile,
-            items=items,
-            trending=tuple(t for t in base.trending if t.id not in picked),
-            personalised=any(reason != "new" for _, _, reason in previous),
-        )
-        return Built(digest, tuple(p.pk for p in papers))
-    digest = build_digest(store, profile, day, cfg.picks, cfg.window_days, cfg.trending)
-    by_id = {p.id: p.pk for p in _papers_by_ids(store, [item.id for item in digest.items])}
-    return Built(digest, tuple(by_id[item.id] for item in digest.items))
-
-
-def _papers_by_ids(store: Store, ids: Sequence[str]) -> list[Paper]:
-    if not ids:
-        return []
-    marks = ", ".join("?" for _ in ids)
-    pks = [
-        pk for (pk,) in store.conn.execute(f"SELECT pk FROM papers WHERE id IN ({marks})", ids)
-    ]
-    return store.papers(pks)
+    if not previous:
+        return build_digest(store, profile, day, cfg.picks, cfg.window_days, cfg.trending)
+    papers = store.papers([pk for pk, _, _ in previous])
+    return assemble_digest(
+        day,
+        profile,
+        [
+            item_for(paper, score, reason)
+            for paper, (_, score, reason) in zip(papers, previous, strict=True)
+        ],
+        trending=store.trending(cfg.trending, cfg.window_days) if cfg.trending else [],
+        personalised=any(reason != "new" for _, _, reason in previous),
+    )
 
 
 def _sent_items(store: Store, profile: str, day: date) -> list[tuple[int, float, str]]:
@@ -277,7 +232,7 @@ class _Job:
     profile: ProfileSettings
     day: date
     digest_id: int | None
-    built: Built
+    digest: Digest
     outgoing: Outgoing
     message_id: str
 
@@ -360,8 +315,7 @@ def send_digests(
         assert job.digest_id is not None
         name = job.profile.name
         if name in result.accepted:
-            mark_sent(store, job.digest_id, job.built.digest, job.built.pks,
-                      result.accepted[name], job.message_id)
+            mark_sent(store, job.digest_id, job.digest, result.accepted[name], job.message_id)
             report.sent[name] = job.message_id
         else:
             error = result.failed.get(name) or SendError("not sent", transient=False)
@@ -381,8 +335,8 @@ def _job(
     recipients: tuple[str, ...],
     now: datetime,
 ) -> _Job:
-    built = build_for(store, settings, profile.name, day)
-    rendered = render_digest(built.digest, env, settings.digest.subject)
+    digest = build_for(store, settings, profile.name, day)
+    rendered = render_digest(digest, env, settings.digest.subject)
     message = build_message(
         rendered, sender=sender, recipients=recipients, profile=profile.name, now=now
     )
@@ -390,7 +344,7 @@ def _job(
         profile=profile,
         day=day,
         digest_id=digest_id,
-        built=built,
+        digest=digest,
         outgoing=Outgoing(
             key=profile.name, sender=sender, recipients=recipients, data=message_bytes(message)
         ),

@@ -15,6 +15,7 @@ DEFAULT_SUBJECT = "paperdigest {date}: {count} papers for you"
 
 @dataclass(frozen=True)
 class DigestItem:
+    pk: int  # the store's key, so a sent digest can record exactly what it showed
     id: str
     title: str
     authors: str
@@ -68,38 +69,42 @@ def paper_link(paper: Paper) -> str | None:
     return None
 
 
-def item_from(pick: Pick) -> DigestItem:
-    paper = pick.paper
+def item_for(paper: Paper, score: float, reason: str) -> DigestItem:
     return DigestItem(
+        pk=paper.pk,
         id=paper.id,
         title=paper.title,
         authors=format_authors(paper.authors),
         link=paper_link(paper),
         snippet=snippet(paper.abstract),
-        score=round(pick.score, 4),
-        reason=pick.reason,
+        score=round(score, 4),
+        reason=reason,
         upvotes=paper.upvotes,
     )
+
+
+def item_from(pick: Pick) -> DigestItem:
+    return item_for(pick.paper, pick.score, pick.reason)
 
 
 def assemble_digest(
     day: date,
     profile: str,
-    picks: Sequence[Pick],
+    items: Sequence[DigestItem],
     trending: Sequence[Paper] = (),
     personalised: bool = True,
 ) -> Digest:
-    """Picks in rank order, then what is trending that was not already picked."""
-    picked = {pick.paper.pk for pick in picks}
+    """Items in rank order, then what is trending that was not already picked."""
+    picked = {item.pk for item in items}
     trend = [
-        item_from(Pick(paper=p, score=float(p.upvotes or 0)))
+        item_for(p, float(p.upvotes or 0), "trending")
         for p in trending
         if p.pk not in picked and p.upvotes
     ]
     return Digest(
         date=day,
         profile=profile,
-        items=tuple(item_from(pick) for pick in picks),
+        items=tuple(items),
         trending=tuple(trend),
         personalised=personalised,
     )

@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 
 from paperdigest.corpus_index import CorpusIndex, open_index
-from paperdigest.digest import Digest, assemble_digest
+from paperdigest.digest import Digest, assemble_digest, item_from
 from paperdigest.models import Pick
 from paperdigest.recommend import RankedRow, background_rows, rank_rows
 from paperdigest.store import Store
@@ -92,7 +92,7 @@ def build_digest(
     return assemble_digest(
         day,
         profile,
-        selection.picks,
+        [item_from(pick) for pick in selection.picks],
         trending=store.trending(trending, window_days) if trending > 0 else [],
         personalised=selection.personalised,
     )
