@@ -10,21 +10,11 @@ A bad item is skipped with a Problem naming its index and id; the others still c
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from typing import Any
 
 from paperdigest.ids import arxiv_url, parse_arxiv_id
 from paperdigest.models import PaperRecord, ParseResult, Problem
-from paperdigest.parsers.text import clean, decode_text
-
-
-def _date(value: Any) -> date | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
-    except ValueError:
-        return None
+from paperdigest.parsers.text import clean, decode_text, iso_date
 
 
 def _count(value: Any) -> int | None:
@@ -82,7 +72,7 @@ def parse_hf_item(item: Any, where: str) -> PaperRecord | Problem:
         arxiv_id=arxiv_id,
         authors=authors,
         url=arxiv_url(arxiv_id),
-        published=_date(paper.get("publishedAt")) or _date(item.get("publishedAt")),
+        published=iso_date(paper.get("publishedAt")) or iso_date(item.get("publishedAt")),
         upvotes=_count(upvotes),
         source="hf",
         comments=_count(item.get("numComments")),

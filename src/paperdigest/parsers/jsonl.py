@@ -4,21 +4,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from typing import Any
 
 from paperdigest.ids import normalise_arxiv_id
 from paperdigest.models import PaperRecord, ParseResult, Problem
-from paperdigest.parsers.text import clean, decode_text
-
-
-def _as_date(value: Any) -> date | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
-    except ValueError:
-        return None
+from paperdigest.parsers.text import clean, decode_text, iso_date
 
 
 def _as_authors(value: Any) -> tuple[str, ...] | None:
@@ -66,7 +56,7 @@ def parse_record(obj: Any, where: str) -> PaperRecord | Problem:
         arxiv_id=arxiv_id,
         authors=authors,
         url=url,
-        published=_as_date(obj.get("published") or obj.get("listing_date")),
+        published=iso_date(obj.get("published") or obj.get("listing_date")),
         categories=_as_strings(obj.get("categories")),
         primary_category=primary if isinstance(primary, str) else None,
         source="file",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from typing import Any
+
 
 def decode_text(data: bytes) -> str | None:
     """UTF-8 text, or None when the bytes are clearly not a text file."""
@@ -16,3 +19,13 @@ def decode_text(data: bytes) -> str | None:
 def clean(text: str) -> str:
     """Collapse runs of white space, including newlines, into single spaces."""
     return " ".join(text.split())
+
+
+def iso_date(value: Any) -> date | None:
+    """The date of an ISO 8601 date or timestamp string; None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError:
+        return None
