@@ -144,12 +144,13 @@ def effective_toml(settings: Settings) -> str:
         lines.append("# password: not set here; read from the system keyring at send time")
     for profile in data["profiles"]:
         lines += ["", "[[profiles]]", *_keys(profile)]
-    for name, source in data["sources"].items():
-        if isinstance(source, dict):
-            lines += ["", f"[sources.{name}]", *_keys(source)]
+    # A table's own keys must come before its sub-tables to read naturally.
     shared = {k: v for k, v in data["sources"].items() if not isinstance(v, dict)}
     if shared:
         lines += ["", "[sources]", *_keys(shared)]
+    for name, source in data["sources"].items():
+        if isinstance(source, dict):
+            lines += ["", f"[sources.{name}]", *_keys(source)]
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

@@ -134,7 +134,8 @@ def _next_send(profile: ProfileSettings, settings: Settings, now: datetime) -> s
     except ImportError:
         return "not scheduled"
     try:
-        return _when(next_send_time(profile, settings.digest, now))
+        moment = next_send_time(profile, settings.digest, now)
+        return f"{moment.strftime('%Y-%m-%d %H:%M')} {moment.tzinfo}"
     except Exception:  # a schedule that cannot be computed must not break status
         return "not scheduled"
 
