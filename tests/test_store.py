@@ -104,3 +104,66 @@ def test_two_writers_at_once_neither_fails_nor_loses_data(tmp_path: Path) -> Non
         assert len(store.starred("default")) == 40
         assert store.count_papers() == 140
         assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _table(store: Store) -> list[tuple]:
+    columns = [r[1] for r in store.conn.execute("PRAGMA table_info(papers)") if r[1] != "added_at"]
+    return [tuple(r) for r in store.conn.execute(f"SELECT {', '.join(columns)} FROM papers")]
+
+
+def _tricky_batch() -> list[PaperRecord]:
+    """Duplicates within one batch: by id, by title, title-only then arXiv, versions."""
+    return [
+        record("Sparse Things", abstract="Short."),
+        record("Dense Things", arxiv_id="2501.00001", version=1, abstract="v1 text"),
+        record("sparse things!", arxiv_id="2501.00002", published=date(2025, 1, 2)),
+        record("Sparse Things", abstract="A longer abstract about sparse things."),
+        record("Dense Things Revised", arxiv_id="2501.00001", version=2, abstract="v2 text"),
+        record("dense things revised", abstract="The fullest abstract of them all, really."),
+        record("Dense Things", arxiv_id="2501.00001", version=1, upvotes=3),
+        record("Other", arxiv_id="2501.00003", authors=("A",)),
+        record("Other", arxiv_id="2501.00003", authors=("A", "B"), categories=("cs.CL",)),
+        record("Untitled Seed"),
+        record("Untitled  Seed", arxiv_id="2501.00004"),
+        record("Untitled Seed", arxiv_id="2501.00005"),
+        record("Untitled Seed"),
+        record("Sparse Things, Extended", arxiv_id="2501.00002", upvotes=5),
+        record("Renamed Seed", arxiv_id="2501.00004", upvotes=1),
+    ]
+
+
+def test_one_batch_with_duplicates_merges_like_records_one_at_a_time(tmp_path: Path) -> None:
+    existing = [record("Sparse Things", abstract="Stored."), record("Kept", arxiv_id="2401.1")]
+    batch = _tricky_batch()
+    with Store.open(tmp_path / "bulk") as bulk, Store.open(tmp_path / "seq") as seq:
+        bulk.ingest(existing, today=date(2025, 1, 1))
+        seq.ingest(existing, today=date(2025, 1, 1))
+        stats = bulk.ingest(batch, today=date(2025, 1, 3))
+        totals = [seq.ingest([r], today=date(2025, 1, 3)) for r in batch]
+        assert _table(bulk) == _table(seq)
+        assert (stats.new, stats.updated, stats.unchanged) == (
+            sum(t.new for t in totals),
+            sum(t.updated for t in totals),
+            sum(t.unchanged for t in totals),
+        )
+        # And again: nothing changes.
+        again = bulk.ingest(batch, today=date(2025, 1, 3))
+        assert (again.new, again.updated) == (0, 0)
+        assert _table(bulk) == _table(seq)
+
+
+def test_batches_span_chunks_and_report_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import paperdigest.store as store_module
+
+    monkeypatch.setattr(store_module, "INGEST_CHUNK", 3)
+    monkeypatch.setattr(store_module, "INGEST_PROGRESS_EVERY", 2)
+    batch = _tricky_batch()
+    seen: list[int] = []
+    with Store.open(tmp_path / "bulk") as bulk, Store.open(tmp_path / "seq") as seq:
+        bulk.ingest(batch, today=date(2025, 1, 3), progress=seen.append)
+        for r in batch:
+            seq.ingest([r], today=date(2025, 1, 3))
+        assert _table(bulk) == _table(seq)
+    assert seen == [2, 4, 6, 8, 10, 12, 14, 15]

@@ -218,7 +218,13 @@ def ingest(
                 err.print(f"warning: {problem}", markup=False, soft_wrap=True)
             skipped += len(result.problems)
             if result.records:
-                stats = store.ingest(result.records)
+                # A big file takes minutes: a second bar follows its records.
+                records = bar.add_task(f"  {path.name}: records", total=len(result.records))
+                stats = store.ingest(
+                    result.records,
+                    progress=lambda done, t=records: bar.update(t, completed=done),
+                )
+                bar.remove_task(records)
                 new, updated, unchanged = (
                     new + stats.new, updated + stats.updated, unchanged + stats.unchanged
                 )
