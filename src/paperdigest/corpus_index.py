@@ -57,6 +57,8 @@ LEAN_FIT_MIN = 20_000
 MERGE_EVERY = 8_000
 # Papers read from SQLite and transformed at once.
 CHUNK = 20_000
+# Values copied at once when a streamed segment's raw files become .npy files.
+COPY_BLOCK = 4_000_000
 # Merge the appended segments into one when there are more than this many.
 MAX_SEGMENTS = 12
 # Files no manifest references are deleted only when older than this (a concurrent writer
@@ -189,10 +191,17 @@ def _texts_by_pk(conn: sqlite3.Connection, pks: Sequence[int]) -> Iterator[list[
 class _Segment:
     """A transformed block of rows as it is built, before it is written."""
 
-    def __init__(self, matrix: sparse.csr_matrix, pks: np.ndarray, days: np.ndarray) -> None:
+    def __init__(
+        self,
+        matrix: sparse.csr_matrix,
+        pks: np.ndarray,
+        days: np.ndarray,
+        entry: dict[str, Any] | None = None,
+    ) -> None:
         self.matrix = matrix
         self.pks = pks
         self.days = days
+        self.entry = entry  # its manifest entry once its files are written
 
 
 def _transform(
@@ -222,6 +231,77 @@ def _transform(
         )
     matrix = sparse.vstack(mats, format="csr", dtype=np.float32) if len(mats) > 1 else mats[0]
     return _Segment(_owned(matrix), np.concatenate(pks), np.concatenate(days))
+
+
+def _copy_to_npy(out: Any, raw: Path, src: type, dtype: type, count: int) -> None:
+    """Write `count` values of a raw `src` file as an .npy array of `dtype`, a block at a time."""
+    np.lib.format.write_array_header_1_0(
+        out,
+        {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+         "shape": (count,)},
+    )
+    with open(raw, "rb") as handle:
+        while True:
+            block = np.fromfile(handle, dtype=src, count=COPY_BLOCK)
+            if len(block) == 0:
+                return
+            out.write(block.astype(dtype, copy=False).tobytes())
+
+
+def _transform_to_disk(
+    directory: Path,
+    vectorizer: TfidfVectorizer,
+    batches: Iterator[list[Any]],
+    progress: Progress | None,
+) -> _Segment:
+    """`_transform`, but each chunk goes straight to the segment's files.
+
+    The whole matrix is never in memory (a million papers is over a gigabyte of CSR, and
+    stacking the chunks held it twice): the returned segment is memory-mapped from disk.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"seg-{uuid.uuid4().hex[:12]}"
+    # Dot-prefixed: a crash leaves files `_publish` deletes once they are stale.
+    raw = {part: directory / f".{name}.{part}.raw" for part in ("data", "indices")}
+    offsets: list[np.ndarray] = [np.zeros(1, np.int64)]
+    pks: list[np.ndarray] = []
+    days: list[np.ndarray] = []
+    nnz = done = 0
+    try:
+        with open(raw["data"], "wb") as data_out, open(raw["indices"], "wb") as indices_out:
+            for batch in batches:
+                m = _owned(vectorizer.transform([paper_text(r[1], r[2]) for r in batch]))
+                data_out.write(m.data.astype(np.float32, copy=False).tobytes())
+                # Column numbers are below the vocabulary size, so int32 always holds them.
+                indices_out.write(m.indices.astype(np.int32, copy=False).tobytes())
+                offsets.append(m.indptr[1:].astype(np.int64) + nnz)
+                nnz += m.nnz
+                pks.append(np.fromiter((r[0] for r in batch), np.int64, len(batch)))
+                days.append(np.fromiter((_day(r[3]) for r in batch), np.int32, len(batch)))
+                done += len(batch)
+                del m
+                if progress is not None:
+                    progress(f"transformed {done:,} papers")
+        index_dtype = np.int32 if nnz < 2**31 - 1 else np.int64
+        for part, dtype in (("data", np.float32), ("indices", index_dtype)):
+            _atomic_write(
+                directory / f"{name}.{part}.npy",
+                lambda h, p=part, d=dtype: _copy_to_npy(h, raw[p], np.float32 if p == "data"
+                                                        else np.int32, d, nnz),
+            )
+    finally:
+        for path in raw.values():
+            path.unlink(missing_ok=True)
+    for part, array in (
+        ("indptr", np.concatenate(offsets).astype(index_dtype)),
+        ("pks", np.concatenate(pks) if pks else np.zeros(0, np.int64)),
+        ("days", np.concatenate(days) if days else np.zeros(0, np.int32)),
+    ):
+        _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
+    entry = {"name": name, "rows": done, "nnz": nnz}
+    segment = _read_segment(directory, entry, len(vectorizer.vocabulary_))
+    segment.entry = entry
+    return segment
 
 
 # -- fitting -----------------------------------------------------------------------------
@@ -377,38 +457,50 @@ class _read_snapshot:
             self.conn.execute("COMMIT")
 
 
-def _full_build(conn: sqlite3.Connection, progress: Progress | None) -> tuple[
-    TfidfVectorizer, _Segment, _Snapshot
-] | None:
+def _full_build(
+    conn: sqlite3.Connection, progress: Progress | None, directory: Path | None = None
+) -> tuple[TfidfVectorizer, _Segment, _Snapshot] | None:
+    """Fit and transform the whole corpus. With `directory`, the matrix is written there
+    as it is built and the segment returned is memory-mapped (its `entry` is set)."""
     snap = _Snapshot(conn)
     if snap.count == 0:
         return None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    if snap.count <= FIT_SAMPLE:
+        rows = conn.execute("SELECT pk, title, abstract, listed FROM papers ORDER BY pk").fetchall()
+        pks = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        days = np.fromiter((_day(r[3]) for r in rows), np.int32, len(rows))
+        docs = [paper_text(r[1], r[2]) for r in rows]
+        del rows  # the texts are all the fit needs; hold them once, not twice
+        if progress is not None:
+            progress(f"fitting the vocabulary on {len(docs):,} papers")
+        vectorizer, matrix = _fit(docs)
+        del docs
+        segment = _Segment(_owned(matrix), pks, days)
+        del matrix
+        if directory is not None:
+            # Keep only the memory-mapped copy: the built matrix is freed on return.
+            entry = _write_segment(directory, segment)
+            segment = _read_segment(directory, entry, len(vectorizer.vocabulary_))
+            segment.entry = entry
+        return vectorizer, segment, snap
     all_pks = np.fromiter(
         (r[0] for r in conn.execute("SELECT pk FROM papers ORDER BY pk")), np.int64, snap.count
     )
-    if snap.count <= FIT_SAMPLE:
-        rows = conn.execute("SELECT pk, title, abstract, listed FROM papers ORDER BY pk").fetchall()
-        if progress is not None:
-            progress(f"fitting the vocabulary on {len(rows):,} papers")
-        vectorizer, matrix = _fit([paper_text(r[1], r[2]) for r in rows])
-        segment = _Segment(
-            _owned(matrix),
-            np.fromiter((r[0] for r in rows), np.int64, len(rows)),
-            np.fromiter((_day(r[3]) for r in rows), np.int32, len(rows)),
-        )
-        return vectorizer, segment, snap
     picks = np.unique(np.linspace(0, snap.count - 1, FIT_SAMPLE).astype(np.int64))
     sample = all_pks[picks]
+    del all_pks
     docs = [paper_text(r[1], r[2]) for batch in _texts_by_pk(conn, sample) for r in batch]
     if progress is not None:
         progress(f"fitting the vocabulary on {len(docs):,} of {snap.count:,} papers")
-    vectorizer, _ = _fit(docs)
+    vectorizer = _fit(docs)[0]  # the sample's own matrix is not kept
     del docs
-    segment = _transform(
-        vectorizer,
-        _rows(conn, "SELECT pk, title, abstract, listed FROM papers ORDER BY pk", ()),
-        progress,
-    )
+    batches = _rows(conn, "SELECT pk, title, abstract, listed FROM papers ORDER BY pk", ())
+    if directory is not None:
+        segment = _transform_to_disk(directory, vectorizer, batches, progress)
+    else:
+        segment = _transform(vectorizer, batches, progress)
     return vectorizer, segment, snap
 
 
@@ -591,7 +683,7 @@ def _write_full(
         "count": snap.count,
         "max_pk": snap.max_pk,
         "max_seq": snap.max_seq,
-        "segments": [_write_segment(directory, segment)],
+        "segments": [segment.entry or _write_segment(directory, segment)],
     }
     _publish(directory, manifest, previous)
     return _Cache(manifest, vectorizer, [segment], feature_names)
@@ -663,7 +755,7 @@ def open_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
                 cache = None
         updated = _update(conn, directory, cache, snap, progress) if cache else None
         if updated is None:
-            built = _full_build(conn, progress)
+            built = _full_build(conn, progress, directory)
             if built is None:
                 return _empty_index()
             vectorizer, segment, snap = built
