@@ -41,6 +41,13 @@ def test_hf_second_day_parses_too() -> None:
     assert all(r.upvotes is not None for r in result.records)
 
 
+def test_hf_lists_a_paper_on_its_daily_papers_day_not_its_arxiv_day() -> None:
+    records = parse_hf_daily(fixture("hf_2025-03-18.json"), "hf 2025-03-18").records
+    once_for_all = next(r for r in records if r.arxiv_id == "1908.09791")
+    assert once_for_all.published == date(2019, 8, 26)
+    assert once_for_all.listed == date(2025, 3, 18)
+
+
 def test_hf_bad_items_are_skipped_with_where_and_why() -> None:
     items = json.loads(fixture("hf_2025-03-17.json"))
     del items[0]["paper"]["summary"]  # missing summary

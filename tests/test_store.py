@@ -167,3 +167,27 @@ def test_batches_span_chunks_and_report_progress(
             seq.ingest([r], today=date(2025, 1, 3))
         assert _table(bulk) == _table(seq)
     assert seen == [2, 4, 6, 8, 10, 12, 14, 15]
+
+
+def test_a_paper_is_listed_when_a_source_lists_it_and_a_later_listing_renews_it(
+    tmp_path: Path,
+) -> None:
+    old_paper = dict(arxiv_id="1908.09791", published=date(2019, 8, 26))
+    with Store.open(tmp_path) as store:
+        store.ingest([record("Once for All", **old_paper, listed=date(2025, 3, 18))])
+        assert store.resolve("1908.09791").listed == date(2025, 3, 18)
+        store.ingest([record("Once for All", **old_paper, listed=date(2025, 3, 20))])
+        assert store.resolve("1908.09791").listed == date(2025, 3, 20)
+        stats = store.ingest([record("Once for All", **old_paper, listed=date(2025, 3, 18))])
+        assert (stats.unchanged, store.resolve("1908.09791").listed) == (1, date(2025, 3, 20))
+
+
+def test_a_seed_paper_takes_the_listing_day_of_the_first_source_that_dates_it(
+    tmp_path: Path,
+) -> None:
+    with Store.open(tmp_path) as store:
+        store.ingest([record("Once for All")], today=date(2026, 11, 24))
+        assert store.resolve("Once for All").listed == date(2026, 11, 24)
+        store.ingest([record("Once for All", arxiv_id="1908.09791",
+                             published=date(2019, 8, 26), listed=date(2025, 3, 18))])
+        assert store.resolve("1908.09791").listed == date(2025, 3, 18)

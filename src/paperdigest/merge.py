@@ -21,6 +21,7 @@ def record_columns(record: PaperRecord) -> dict[str, Any]:
         "authors": json.dumps(list(record.authors)) if record.authors else None,
         "url": record.url,
         "published": record.published.isoformat() if record.published else None,
+        "listed": record.listed.isoformat() if record.listed else None,
         "listed_label": record.listed_label,
         "categories": json.dumps(list(record.categories)) if record.categories else None,
         "primary_category": record.primary_category,
@@ -63,7 +64,7 @@ def merged_columns(stored: dict[str, Any], record: PaperRecord) -> dict[str, Any
         if column == "abstract":
             if old and len(old) >= len(new):
                 continue  # keep the fuller abstract
-        elif column in ("upvotes", "version", "comments", "updated"):
+        elif column in ("upvotes", "version", "comments", "updated", "listed"):
             if old is not None and old >= new:
                 continue  # counts only grow; a new version supersedes an old one
         elif column in ("title", "listed_label", "published", "url") and old:

@@ -16,6 +16,9 @@ class PaperRecord:
     authors: tuple[str, ...] = ()
     url: str | None = None
     published: date | None = None
+    # The day a source announced the paper as new (a Hugging Face Daily Papers day), when
+    # that differs from its publication; a later listing makes an unsent paper new again.
+    listed: date | None = None
     # A date shown on a listing page without a year, such as "Mar 11".
     listed_label: str | None = None
     categories: tuple[str, ...] = ()

@@ -319,8 +319,12 @@ class Store:
             changes = merged_columns(row, record)
             if record.arxiv_id and not row["arxiv_id"]:
                 changes["id"] = record.arxiv_id  # the paper's public id becomes its arXiv id
-            if "published" in changes:
-                changes["listed"] = changes["published"]
+            if "published" in changes and "listed" not in changes:
+                # First dated by a source: it is listed when that source listed it, not on
+                # the day it was loaded from a dump.
+                changes["listed"] = record.listed.isoformat() if record.listed else changes[
+                    "published"
+                ]
             if changes:
                 if "title" in changes:
                     changes["norm_title"] = normalise_title(changes["title"])
@@ -356,7 +360,7 @@ class Store:
         columns.update(
             id=self._new_id(record),
             norm_title=norm_title,
-            listed=columns.get("published", listed),
+            listed=columns.get("listed") or columns.get("published", listed),
             added_at=added_at,
         )
         names = ", ".join(columns)

@@ -73,6 +73,9 @@ def parse_hf_item(item: Any, where: str) -> PaperRecord | Problem:
         authors=authors,
         url=arxiv_url(arxiv_id),
         published=iso_date(paper.get("publishedAt")) or iso_date(item.get("publishedAt")),
+        # The top-level publishedAt is the day it joined Daily Papers: news to a reader
+        # even when the arXiv paper is years old.
+        listed=iso_date(item.get("publishedAt")),
         upvotes=_count(upvotes),
         source="hf",
         comments=_count(item.get("numComments")),
