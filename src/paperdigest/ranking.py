@@ -7,17 +7,26 @@ starred / dismissed papers and today's candidates, then calls ``Ranker.fit`` / `
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
+from scipy.sparse.csgraph import connected_components
+from sklearn.feature_extraction.text import (
+    ENGLISH_STOP_WORDS,
+    TfidfVectorizer,
+    strip_accents_unicode,
+)
 
 # Rows of candidates scored at once: bounds the dense (rows x stars) block to a few MB
 # even when the shell scores a million candidates.
 _CHUNK = 65536
 _EMPTY_TERM = "<empty>"
+# Up to this many cells (64 MB of float32), stars / dismissals are densified for scoring.
+_DENSE_LIMIT = 16_000_000
 
 
 def paper_text(title: str, abstract: str) -> str:
@@ -25,6 +34,39 @@ def paper_text(title: str, abstract: str) -> str:
     title = (title or "").strip()
     abstract = (abstract or "").strip()
     return f"{title}. {abstract}" if abstract else title
+
+
+_TOKEN = re.compile(r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b")
+# Marks prefix-stem features; the token pattern never produces it, so they never collide
+# with real words, and explain() can hide them from users.
+STEM_MARK = "~"
+
+
+class PaperAnalyzer:
+    """Words, word bigrams and a crude stem (first ``stem_len`` letters) of every word.
+
+    Most CiteULike papers are a title only, so "network"/"networks"/"networked" must meet;
+    the prefix stems add +0.02 recall@100 over words alone (bench/README.md). A class, not
+    a closure, so a fitted vectorizer pickles.
+    """
+
+    def __init__(self, stem_len: int = 5) -> None:
+        self.stem_len = stem_len
+
+    def __call__(self, doc: str) -> list[str]:
+        words = [
+            w
+            for w in _TOKEN.findall(strip_accents_unicode(doc.lower()))
+            if w not in ENGLISH_STOP_WORDS
+        ]
+        feats = list(words)
+        if self.stem_len:
+            feats += [STEM_MARK + w[: self.stem_len] for w in words]
+        feats += [f"{a} {b}" for a, b in pairwise(words)]
+        return feats
+
+    def __repr__(self) -> str:
+        return f"PaperAnalyzer(stem_len={self.stem_len})"
 
 
 class _SafeTfidfVectorizer(TfidfVectorizer):
@@ -68,13 +110,10 @@ def make_vectorizer(n_docs: int | None = None) -> TfidfVectorizer:
     else:
         min_df, max_df = 2, 0.1
     return _SafeTfidfVectorizer(
-        strip_accents="unicode",
-        lowercase=True,
-        stop_words="english",
-        token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b",
-        ngram_range=(1, 2),
+        analyzer=PaperAnalyzer(),  # lowercases, strips accents, drops English stop words
+        token_pattern=None,
         max_features=50000,
-        sublinear_tf=True,
+        sublinear_tf=False,  # raw tf: +0.005 nDCG@10 on CiteULike-a (bench/README.md)
         min_df=min_df,
         max_df=max_df,
         dtype=np.float32,
@@ -94,33 +133,61 @@ def _l2_rows(x: sp.spmatrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / norms) @ x, dtype=np.float32)
 
 
+def _sims(cand: sp.csr_matrix, rows: sp.csr_matrix) -> np.ndarray:
+    """Dense cand @ rows.T; sparse x dense beats sparse x sparse (1.3x on 1M rows)."""
+    if rows.shape[0] * rows.shape[1] <= _DENSE_LIMIT:
+        return np.asarray(cand @ rows.T.toarray())
+    return (cand @ rows.T).toarray()
+
+
 def _empty_rows(n_features: int) -> sp.csr_matrix:
     return sp.csr_matrix((0, n_features), dtype=np.float32)
 
 
 class Ranker:
-    """Scores candidates by similarity to the stars, minus similarity to dismissals.
+    """Interest-balanced mean similarity to the stars, standardised per candidate.
 
-    score = centroid_weight * cos(candidate, star centroid)
-          + (1 - centroid_weight) * mean of the top ``knn`` cosines to individual stars
-          - dismissed_weight * max cosine to a dismissed paper
-          - background_weight * cos(candidate, background centroid)
+    The stars are grouped into interests (connected components of star pairs with cosine
+    >= ``interest_threshold``); each star's weight is size**(interest_power - 1), so an
+    interest of n stars weighs n**interest_power instead of n and a minority interest is
+    not drowned by a big one.
 
-    The per-star term keeps separate interests alive (a centroid of two topics matches
-    neither); the centroid term smooths over noisy single stars.
+    rel(c)   = sum_j w_j cos(c, star_j) / sum_j w_j
+               + knn_weight * mean of the top ``knn`` cos(c, star_j)
+               - dismissed_weight * max_d cos(c, dismissed_d)
+    score(c) = (rel(c) - hub_weight * mu(c)) / sd(c)
+
+    mu(c) and sd(c) are the mean and standard deviation of cos(c, b) over the background
+    papers b (sd from per-term variances, so it costs O(nnz) per candidate). Dividing by
+    sd(c) demotes "hub" candidates made of common words that look similar to everyone;
+    on CiteULike-a it is worth +0.023 recall@100 and +0.012 nDCG@10 over the plain centroid
+    with a 2,000-row background (bench/README.md). With ``whiten_prior`` > 0 the profile
+    minus hub_weight * background mean is also divided per term by (background variance +
+    whiten_prior) (a diagonal LDA direction): +0.004 nDCG@10. Without a background (or with
+    fewer than ``min_background`` rows) score(c) = rel(c).
     """
 
     def __init__(
         self,
-        centroid_weight: float = 0.5,
+        interest_threshold: float = 0.2,
+        interest_power: float = 0.75,
+        hub_weight: float = 1.5,
+        var_prior: float = 3e-4,
+        dismissed_weight: float = 1.0,
         knn: int = 1,
-        dismissed_weight: float = 0.5,
-        background_weight: float = 0.0,
+        knn_weight: float = 0.0,
+        whiten_prior: float = 1e-3,
+        min_background: int = 50,
     ) -> None:
-        self.centroid_weight = centroid_weight
-        self.knn = knn
+        self.interest_threshold = interest_threshold
+        self.interest_power = interest_power
+        self.hub_weight = hub_weight
+        self.var_prior = var_prior
         self.dismissed_weight = dismissed_weight
-        self.background_weight = background_weight
+        self.knn = knn
+        self.knn_weight = knn_weight
+        self.whiten_prior = whiten_prior
+        self.min_background = min_background
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -137,49 +204,107 @@ class Ranker:
         w = np.asarray(w, dtype=np.float32).ravel()
         if w.shape[0] != n_stars:
             raise ValueError(f"star_weights has {w.shape[0]} entries for {n_stars} stars")
-        self.star_weights_ = w
-        self.centroid_ = self._centroid(self.stars_, w)
+        if n_stars and (not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0):
+            raise ValueError("star_weights must be finite, non-negative and not all zero")
+        self.star_weights_ = w / w.max() if n_stars else w
+        self.interest_ = self._interests(self.stars_)
+        # profile . c is the weighted mean cosine to the stars, each interest damped by size.
+        if n_stars:
+            sizes = np.bincount(self.interest_).astype(np.float32)
+            pw = w * sizes[self.interest_] ** (float(self.interest_power) - 1.0)
+            self.profile_ = np.asarray(self.stars_.T @ (pw / pw.sum()), np.float32).ravel()
+        else:
+            self.profile_ = np.zeros(n_features, np.float32)
         self.dismissed_ = _empty_rows(n_features) if dismissed is None else _l2_rows(dismissed)
-        bg = _empty_rows(n_features) if background is None else _l2_rows(background)
-        self.background_centroid_ = self._centroid(bg, np.ones(bg.shape[0], np.float32))
+        # Background term statistics for the per-candidate standardisation.
+        bg = None if background is None else _l2_rows(background)
+        if bg is not None and bg.shape[0] >= self.min_background:
+            mean = np.asarray(bg.mean(axis=0), dtype=np.float64).ravel()
+            sq = np.asarray(bg.multiply(bg).mean(axis=0), dtype=np.float64).ravel()
+            # The prior stops terms unseen in a small sample from getting zero variance.
+            var = np.maximum(sq - mean**2, 0.0)
+            self.bg_mean_ = mean.astype(np.float32)
+            self.bg_var_ = (var + self.var_prior).astype(np.float32)
+        else:
+            self.bg_mean_ = None
+            self.bg_var_ = None
+        # What score() dots the candidates with, and how much of mu(c) it still subtracts.
+        self.term_weights_ = self.profile_
+        self.mu_weight_ = float(self.hub_weight)
+        if self.bg_var_ is not None and self.whiten_prior > 0 and n_stars:
+            # Terms common in the background vary a lot from paper to paper, so matching
+            # them is weak evidence: the per-term division down-weights them.
+            shrink = self.whiten_prior / (var + self.whiten_prior)
+            centred = self.profile_ - self.hub_weight * mean
+            self.term_weights_ = (centred * shrink).astype(np.float32)
+            self.mu_weight_ = 0.0  # already folded into term_weights_
         self.n_features_in_ = n_features
         return self
 
-    @staticmethod
-    def _centroid(rows: sp.csr_matrix, weights: np.ndarray) -> np.ndarray:
-        c = np.asarray(rows.T @ weights, dtype=np.float32).ravel()
-        norm = float(np.linalg.norm(c))
-        return c / norm if norm > 0 else c
+    def _interests(self, stars: sp.csr_matrix) -> np.ndarray:
+        """Interest label of each star: connected components of the similar-pairs graph."""
+        n = stars.shape[0]
+        if n == 0:
+            return np.zeros(0, np.intp)
+        linked = sp.csr_matrix((stars @ stars.T) >= self.interest_threshold)
+        _, labels = connected_components(linked, directed=False)
+        return labels.astype(np.intp)
 
     # -- scoring ---------------------------------------------------------------------------
     def _star_sims(self, cand: sp.csr_matrix) -> np.ndarray:
         """Dense (candidates x stars) cosines, each star's column scaled by its weight."""
-        sims = (cand @ self.stars_.T).toarray()
+        sims = _sims(cand, self.stars_)
         return sims * self.star_weights_[None, :]
 
-    def _score_chunk(self, cand: sp.csr_matrix) -> np.ndarray:
+    def _max_sims(self, cand: sp.csr_matrix, norms: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per candidate: mean of the top-``knn`` star cosines, max cosine to a dismissal."""
         n = cand.shape[0]
-        out = np.zeros(n, np.float64)
-        if self.stars_.shape[0]:
-            sims = self._star_sims(cand)
-            m = min(max(int(self.knn), 1), sims.shape[1])
-            top = -np.partition(-sims, m - 1, axis=1)[:, :m] if m < sims.shape[1] else sims
-            knn = top.mean(axis=1) if m > 1 else top.max(axis=1)
-            cw = float(self.centroid_weight)
-            out += cw * (cand @ self.centroid_) + (1.0 - cw) * knn
-        if self.dismissed_.shape[0] and self.dismissed_weight:
-            out -= self.dismissed_weight * (cand @ self.dismissed_.T).max(axis=1).toarray().ravel()
-        if self.background_weight:
-            out -= self.background_weight * (cand @ self.background_centroid_)
-        return out
+        knn, near = np.zeros(n, np.float64), np.zeros(n, np.float64)
+        n_stars = self.stars_.shape[0]
+        for i in range(0, n, _CHUNK):  # bounded dense blocks even for 1M candidates
+            block, scale = cand[i : i + _CHUNK], norms[i : i + _CHUNK, None]
+            if n_stars and self.knn_weight:
+                sims = self._star_sims(block) / scale
+                m = min(max(int(self.knn), 1), n_stars)
+                top = -np.partition(-sims, m - 1, axis=1)[:, :m] if m < n_stars else sims
+                knn[i : i + _CHUNK] = top.mean(axis=1)
+            if self.dismissed_.shape[0] and self.dismissed_weight:
+                d = _sims(block, self.dismissed_) / scale
+                near[i : i + _CHUNK] = d.max(axis=1)
+        return knn, near
 
     def score(self, candidates: sp.csr_matrix) -> np.ndarray:
-        cand = _l2_rows(candidates)
-        n = cand.shape[0]
+        cand = sp.csr_matrix(candidates)  # no copy for CSR input: 1M rows must stay cheap
+        if cand.dtype not in (np.float32, np.float64):
+            cand = cand.astype(np.float32)
+        n, n_features = cand.shape
         if n == 0:
             return np.zeros(0, np.float64)
-        parts = [self._score_chunk(cand[i : i + _CHUNK]) for i in range(0, n, _CHUNK)]
-        return np.concatenate(parts)
+        # Every term is linear in the candidate row, so score raw rows and divide by their
+        # norms instead of building a normalised copy: two sparse x dense(2 cols) products.
+        squared = sp.csr_matrix((np.square(cand.data), cand.indices, cand.indptr), cand.shape)
+        lin = np.zeros((n_features, 2), cand.dtype)
+        quad = np.ones((n_features, 2), cand.dtype)
+        lin[:, 0] = self.term_weights_
+        if self.bg_var_ is not None:
+            lin[:, 1] = self.bg_mean_
+            quad[:, 1] = self.bg_var_
+        dots = np.asarray(cand @ lin, np.float64)
+        sqs = np.asarray(squared @ quad, np.float64)
+        norms = np.sqrt(sqs[:, 0])
+        norms[norms == 0] = 1.0
+        rel = dots[:, 0] / norms
+        if (self.stars_.shape[0] and self.knn_weight) or (
+            self.dismissed_.shape[0] and self.dismissed_weight
+        ):
+            knn, near = self._max_sims(cand, norms)
+            rel += self.knn_weight * knn - self.dismissed_weight * near
+        if self.bg_var_ is None or not self.stars_.shape[0]:
+            return rel
+        mu = dots[:, 1] / norms
+        # Floor: an empty candidate (no known terms) has sd 0; it scores 0, not nan.
+        sd = np.maximum(np.sqrt(sqs[:, 1]) / norms, np.sqrt(self.var_prior) * 1e-3)
+        return (rel - self.mu_weight_ * mu) / sd
 
     def explain(
         self, candidates: sp.csr_matrix, feature_names: np.ndarray, n_terms: int = 3
@@ -191,17 +316,32 @@ class Ranker:
         reasons: list[Reason] = []
         for start in range(0, n, _CHUNK):
             block = cand[start : start + _CHUNK]
-            nearest = np.argmax(self._star_sims(block), axis=1)
+            nearest = np.argmax(self._star_sims(block), axis=1)  # first max: lowest index
             for i in range(block.shape[0]):
                 j = int(nearest[i])
                 # Per-term contribution to the cosine: product of the two tf-idf weights.
                 contrib = block[i].multiply(self.stars_[j]).tocoo()
-                order = np.lexsort((contrib.col, -contrib.data))[: max(n_terms, 0)]
-                terms = tuple(
-                    str(feature_names[contrib.col[k]]) for k in order if contrib.data[k] > 0
-                )
-                reasons.append(Reason(star=j, terms=terms))
+                terms: list[str] = []
+                for k in np.lexsort((contrib.col, -contrib.data)):
+                    name = str(feature_names[contrib.col[k]])
+                    # Stems are not words a user would recognise.
+                    if len(terms) >= n_terms or contrib.data[k] <= 0:
+                        break
+                    if not name.startswith(STEM_MARK):
+                        terms.append(name)
+                reasons.append(Reason(star=j, terms=tuple(terms)))
         return reasons
+
+
+def _top_order(scores: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` best indices, best first, ties by index; O(n) before a sort of ~m items."""
+    n = scores.shape[0]
+    if m < n:
+        kth = np.partition(scores, n - m)[n - m]
+        idx = np.flatnonzero(scores >= kth)  # keeps every tie at the cut, so ties stay fair
+    else:
+        idx = np.arange(n)
+    return idx[np.lexsort((idx, -scores[idx]))][:m].astype(np.intp)
 
 
 def select(
@@ -217,11 +357,13 @@ def select(
     k = min(int(k), n)
     if k <= 0:
         return np.zeros(0, dtype=np.intp)
-    order = np.lexsort((np.arange(n), -scores))  # stable: ties by index
-    if diversity <= 0 or k == 1:
-        return order[:k].astype(np.intp)
+    mmr_on = diversity > 0 and k > 1
     # MMR only reshuffles near the top; a bounded pool keeps it cheap on 1M candidates.
-    pool = order[: min(n, max(10 * k, 100))]
+    m = min(n, max(10 * k, 100)) if mmr_on else k
+    order = _top_order(scores, m)
+    if not mmr_on:
+        return order
+    pool = order
     rel = scores[pool]
     span = float(rel.max() - rel.min())
     rel = (rel - rel.min()) / span if span > 0 else np.zeros_like(rel)

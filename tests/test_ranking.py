@@ -1,0 +1,238 @@
+"""Behaviour of paperdigest.ranking on small synthetic corpora."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from paperdigest.ranking import Ranker, Reason, make_vectorizer, paper_text, select
+
+TOPICS = {
+    topic: words.split()
+    for topic, words in {
+        "graphs": "graph neural network message passing node embedding molecule",
+        "astro": "galaxy cluster dark matter halo cosmology redshift telescope",
+        "bio": "protein folding gene expression enzyme cell sequencing genome",
+        "speech": "speech recognition acoustic audio phoneme transcription speaker",
+    }.items()
+}
+FILLER = ["study", "approach", "method", "analysis", "results", "framework", "novel"]
+
+
+def make_paper(topic: str, rng: random.Random) -> str:
+    words = rng.sample(TOPICS[topic], 4) + rng.sample(FILLER, 2)
+    return paper_text(" ".join(words[:3]).title(), " ".join(words[3:]) + ".")
+
+
+def corpus(spec: list[tuple[str, int]], seed: int = 0) -> tuple[list[str], list[str]]:
+    """(texts, topic label of each text) with ``n`` papers per topic, in spec order."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for topic, n in spec:
+        for _ in range(n):
+            texts.append(make_paper(topic, rng))
+            labels.append(topic)
+    return texts, labels
+
+
+def vectorize(texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
+    vec = make_vectorizer(len(texts))
+    return sp.csr_matrix(vec.fit_transform(texts)), vec.get_feature_names_out()
+
+
+def rank_of(scores: np.ndarray, i: int) -> int:
+    return int(np.flatnonzero(select(scores, sp.csr_matrix((len(scores), 1)), len(scores)) == i)[0])
+
+
+# -- vectorizer ------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 2, 10])
+def test_make_vectorizer_handles_tiny_corpora(n: int) -> None:
+    texts, _ = corpus([("graphs", n)])
+    for vec in (make_vectorizer(n), make_vectorizer()):  # with and without the size hint
+        x = vec.fit_transform(texts)
+        assert x.shape[0] == n and x.shape[1] > 0
+        assert np.all(np.asarray(x.sum(axis=1)).ravel() > 0), "every paper keeps some terms"
+
+
+def test_make_vectorizer_survives_stop_word_only_corpus() -> None:
+    vec = make_vectorizer(2)
+    x = vec.fit_transform(["The", "of and"])
+    assert x.shape[0] == 2 and x.nnz == 0
+    assert vec.transform(["graph neural network"]).shape[0] == 1
+
+
+def test_paper_text_contains_title_and_abstract() -> None:
+    assert paper_text("Graph nets", "We study graphs.") == "Graph nets. We study graphs."
+    assert paper_text("Graph nets", "") == "Graph nets"
+
+
+# -- ranking behaviour ----------------------------------------------------------------------
+def test_stars_rank_their_own_topic_first() -> None:
+    texts, labels = corpus([("graphs", 8), ("astro", 8), ("bio", 8), ("speech", 8)])
+    x, _ = vectorize(texts)
+    stars, cands = x[[0, 1, 2]], x[3:]
+    scores = Ranker().fit(stars, background=x).score(cands)
+    top = select(scores, cands, 5)
+    assert [labels[3 + i] for i in top] == ["graphs"] * 5
+
+
+@pytest.mark.parametrize("with_background", [True, False])
+def test_dismissal_pushes_similar_papers_down(with_background: bool) -> None:
+    texts = [
+        paper_text("Graph neural networks", "Message passing on molecule graphs."),  # star
+        paper_text("Protein folding", "Enzyme kinetics of protein folding."),  # star
+        paper_text("Protein folding dynamics", "Molecular dynamics simulation."),  # dismissed
+        paper_text("Protein folding by molecular dynamics", "A simulation study."),  # cand 0
+        paper_text("Graph neural networks for citations", "Node classification."),
+        paper_text("Yeast culture growth", "Growth rates of yeast."),  # cand 2: unrelated
+    ]
+    noise, _ = corpus([("astro", 30), ("speech", 30)])
+    x, _ = vectorize(texts + noise)
+    bg = x[6:] if with_background else None
+    stars, cands = x[[0, 1]], x[[3, 4, 5]]
+    plain = Ranker().fit(stars, background=bg).score(cands)
+    dismissed = Ranker().fit(stars, dismissed=x[[2]], background=bg).score(cands)
+    # Before: the folding-dynamics paper is a top-two pick. After dismissing a near twin of
+    # it, it drops to last; the unrelated picks keep their scores.
+    assert rank_of(plain, 0) < 2
+    assert rank_of(dismissed, 0) == 2
+    assert dismissed[0] < plain[0]
+    np.testing.assert_allclose(dismissed[1:], plain[1:])
+
+
+@pytest.mark.parametrize("with_background", [True, False])
+def test_two_interests_both_reach_the_top_ten(with_background: bool) -> None:
+    texts, labels = corpus([("graphs", 30), ("astro", 8), ("bio", 20), ("speech", 20)])
+    x, _ = vectorize(texts)
+    # Four graph stars, two astronomy stars: the minority interest must not be drowned by
+    # the thirty graph papers that each look a bit like several stars.
+    star_rows = [0, 1, 2, 3, 30, 31]
+    cand_rows = [i for i in range(len(texts)) if i not in star_rows]
+    ranker = Ranker().fit(x[star_rows], background=x if with_background else None)
+    cands = x[cand_rows]
+    top = select(ranker.score(cands), cands, 10)
+    topics = {labels[cand_rows[i]] for i in top}
+    assert {"graphs", "astro"} <= topics
+    assert not topics & {"bio", "speech"}
+
+
+def test_single_star_interest_keeps_a_share_of_the_top_ten() -> None:
+    texts, labels = corpus([("graphs", 30), ("astro", 8), ("bio", 20), ("speech", 20)])
+    x, _ = vectorize(texts)
+    # Five graph stars and a single astronomy star, with the background the shell passes.
+    star_rows = [0, 1, 2, 3, 4, 30]
+    cand_rows = [i for i in range(len(texts)) if i not in star_rows]
+    cands = x[cand_rows]
+    top = select(Ranker().fit(x[star_rows], background=x).score(cands), cands, 10)
+    assert sum(labels[cand_rows[i]] == "astro" for i in top) >= 2
+
+
+def test_scores_are_deterministic() -> None:
+    texts, _ = corpus([("graphs", 10), ("astro", 10), ("bio", 10)])
+    x, names = vectorize(texts)
+    runs = []
+    for _ in range(2):
+        ranker = Ranker().fit(x[[0, 10]], dismissed=x[[20]], background=x)
+        runs.append(
+            (
+                ranker.score(x),
+                select(ranker.score(x), x, 10, diversity=0.3),
+                ranker.explain(x, names),
+            )
+        )
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]
+
+
+def test_zero_stars_scores_zeros_and_explains_nothing() -> None:
+    texts, _ = corpus([("graphs", 3), ("astro", 3)])
+    x, names = vectorize(texts)
+    ranker = Ranker().fit(x[:0], background=x)
+    scores = ranker.score(x)
+    assert scores.shape == (6,) and np.all(scores == 0)
+    assert list(select(scores, x, 3)) == [0, 1, 2]  # ties broken by index
+    assert ranker.explain(x[:2], names) == [Reason(None, ()), Reason(None, ())]
+
+
+def test_empty_candidates_and_one_paper_corpus() -> None:
+    x, names = vectorize([paper_text("Graph neural networks", "Message passing on graphs.")])
+    ranker = Ranker().fit(x, background=x)
+    assert ranker.score(x[:0]).shape == (0,)
+    assert select(ranker.score(x[:0]), x[:0], 10).shape == (0,)
+    assert ranker.explain(x[:0], names) == []
+    assert ranker.score(x).shape == (1,) and np.isfinite(ranker.score(x)).all()
+    assert list(select(ranker.score(x), x, 10)) == [0]
+
+
+def test_empty_corpus_vocabulary_still_ranks() -> None:
+    # A corpus whose papers have no usable words: everything is a zero vector.
+    vec = make_vectorizer(2)
+    x = sp.csr_matrix(vec.fit_transform(["", "the"]))
+    ranker = Ranker().fit(x[:1], background=x)
+    scores = ranker.score(x)
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+
+
+def test_explain_names_nearest_star_and_shared_terms() -> None:
+    texts = [
+        paper_text("Dark matter halos in galaxy clusters", ""),
+        paper_text("Protein folding with gene expression data", ""),
+        paper_text("Galaxy cluster redshift survey of dark matter", ""),
+        paper_text("Enzyme kinetics of proteins folded", ""),  # stems: protein~, fold~
+        paper_text("Speech recognition for noisy audio", ""),
+    ]
+    x, names = vectorize(texts)
+    ranker = Ranker().fit(x[[0, 1]])
+    reasons = ranker.explain(x[[2, 3]], names)
+    assert [r.star for r in reasons] == [0, 1]
+    for reason, cand, star in zip(reasons, (2, 3), (0, 1), strict=True):
+        assert len(reason.terms) <= 3
+        for term in reason.terms:
+            assert term in texts[cand].lower() and term in texts[star].lower()
+    # Shared stems ("prote", "foldi") drive the match but are not words to show a user.
+    assert reasons[1].terms == ()
+    assert reasons[0].terms and all(
+        t in {"galaxy", "dark", "matter", "dark matter", "cluster", "clusters"}
+        for t in reasons[0].terms
+    )
+
+
+def test_star_weights_favour_the_heavier_star() -> None:
+    texts, _ = corpus([("graphs", 6), ("astro", 6)])
+    x, _ = vectorize(texts)
+    stars, cands = x[[0, 6]], x[[1, 2, 7, 8]]
+    up_graph = Ranker().fit(stars, star_weights=np.array([1.0, 0.1])).score(cands)
+    up_astro = Ranker().fit(stars, star_weights=np.array([0.1, 1.0])).score(cands)
+    assert up_graph[:2].min() > up_graph[2:].max()
+    assert up_astro[2:].min() > up_astro[:2].max()
+    with pytest.raises(ValueError):
+        Ranker().fit(stars, star_weights=np.array([1.0]))
+
+
+# -- select ---------------------------------------------------------------------------------
+def test_select_ties_by_index_and_bounds() -> None:
+    x = sp.identity(5, format="csr")
+    assert list(select(np.array([1.0, 2.0, 2.0, 0.0, 2.0]), x, 3)) == [1, 2, 4]
+    assert list(select(np.array([1.0, 2.0]), x[:2], 10)) == [1, 0]
+    many = np.tile([1.0, 0.0, 2.0], 40)  # long enough for an unstable sort to show
+    assert list(select(many, sp.identity(120, format="csr"), 6)) == [2, 5, 8, 11, 14, 17]
+    assert select(np.zeros(0), x[:0], 5).shape == (0,)
+
+
+def test_select_diversity_breaks_up_near_duplicates() -> None:
+    texts = [
+        "graph neural network message passing",
+        "graph neural network message passing",
+        "graph neural network message passing",
+        "graph neural network embedding",
+        "galaxy cluster dark matter graph",
+    ]
+    x, _ = vectorize(texts)
+    scores = np.array([1.0, 0.99, 0.98, 0.9, 0.8])
+    assert list(select(scores, x, 3, diversity=0.0)) == [0, 1, 2]
+    diverse = list(select(scores, x, 3, diversity=0.5))
+    assert diverse[0] == 0 and 1 not in diverse[:2] and 2 not in diverse[:2]
