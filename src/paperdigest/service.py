@@ -4,6 +4,7 @@ brought up to date: see corpus_index)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -28,6 +29,7 @@ def select_picks(
     limit: int,
     window_days: int = 7,
     index: CorpusIndex | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Selection:
     """The profile's best unseen papers, or the newest ones when it has no stars."""
     starred = [paper for paper, _ in store.starred(profile)]
@@ -36,7 +38,7 @@ def select_picks(
     if not starred:
         return Selection([Pick(paper=p, score=0.0) for p in store.newest(limit, seen)], False)
 
-    index = index if index is not None else open_index(store)
+    index = index if index is not None else open_index(store, progress)
     excluded = index.rows_of(sorted(seen))
     candidates = index.eligible(excluded, window_days)
     star_rows = index.rows_of([p.pk for p in starred])
@@ -86,9 +88,15 @@ def select_picks(
 
 
 def build_digest(
-    store: Store, profile: str, day: date, picks: int, window_days: int, trending: int
+    store: Store,
+    profile: str,
+    day: date,
+    picks: int,
+    window_days: int,
+    trending: int,
+    progress: Callable[[str], None] | None = None,
 ) -> Digest:
-    selection = select_picks(store, profile, picks, window_days)
+    selection = select_picks(store, profile, picks, window_days, progress=progress)
     return assemble_digest(
         day,
         profile,

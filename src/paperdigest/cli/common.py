@@ -113,6 +113,11 @@ def seed_with_progress(store: Store) -> None:
             err.print(f"[yellow]warning:[/] {problem}", markup=True)
 
 
+def index_progress(message: str) -> None:
+    """Building the TF-IDF index for a large corpus takes a while: say what is happening."""
+    err.print(f"Updating the search index: {message}", markup=False)
+
+
 def profile_name(name: str) -> str:
     return check_profile_name(name)
 

@@ -16,6 +16,7 @@ from paperdigest.cli.common import (
     app_context,
     clean_errors,
     err,
+    index_progress,
     out,
     print_json,
     profile_name,
@@ -141,7 +142,9 @@ def recommend(
     context = app_context(ctx)
     window = context.settings.digest.window_days
     with context.store() as store:
-        selection = select_picks(store, profile_name(profile), limit, window)
+        selection = select_picks(
+            store, profile_name(profile), limit, window, progress=index_progress
+        )
     if as_json:
         print_json(
             [_paper_json(p.paper, score=round(p.score, 4), reason=p.reason)
@@ -184,6 +187,7 @@ def preview(
             picks or settings.picks,
             settings.window_days,
             settings.trending,
+            progress=index_progress,
         )
     rendered = render_digest(digest, env, settings.subject)
     if out_file is not None:
