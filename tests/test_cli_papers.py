@@ -151,6 +151,18 @@ def test_ingest_is_idempotent_and_reports_skips(cli, data_dir, tmp_path) -> None
     assert ids_for(cli, "Brand New Pruning") == ["2501.00001"]
 
 
+def test_a_file_with_no_papers_fails_but_the_others_go_in(cli, data_dir, tmp_path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"title": "A Readable Paper On Pruning"}) + "\n")
+    binary = tmp_path / "image.jsonl"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    result = cli("ingest", str(binary), str(good))
+    assert result.exit_code == 1
+    assert "1 new, 0 updated, 0 unchanged, 1 skipped" in result.stdout
+    assert f"no papers could be read from {binary}" in result.stderr
+    assert ids_for(cli, "Readable Paper Pruning")
+
+
 def test_ingesting_the_seeds_again_changes_nothing(cli, data_dir) -> None:
     from tests.conftest import SEEDS
 

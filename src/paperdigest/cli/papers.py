@@ -213,6 +213,7 @@ def ingest(
     if missing:
         raise PaperdigestError(f"no such file: {', '.join(missing)}")
     new = updated = unchanged = skipped = 0
+    unreadable: list[str] = []
     with app_context(ctx).store() as store, progress() as bar:
         task = bar.add_task("Ingesting", total=len(paths))
         for path in paths:
@@ -221,7 +222,9 @@ def ingest(
             for problem in result.problems:
                 err.print(f"warning: {problem}", markup=False, soft_wrap=True)
             skipped += len(result.problems)
-            if result.records:
+            if not result.records:
+                unreadable.append(str(path))
+            else:
                 # A big file takes minutes: a second bar follows its records.
                 records = bar.add_task(f"  {path.name}: records", total=len(result.records))
                 stats = store.ingest(
@@ -234,3 +237,6 @@ def ingest(
                 )
             bar.advance(task)
     out.print(f"{new} new, {updated} updated, {unchanged} unchanged, {skipped} skipped.")
+    if unreadable:
+        # The other files went in; still, a script must learn that one held no papers.
+        raise PaperdigestError(f"no papers could be read from {', '.join(unreadable)}")
