@@ -188,6 +188,22 @@ def test_the_lean_fit_chooses_the_same_vocabulary(store: Store) -> None:
     assert lean == plain.vocabulary_
 
 
+@pytest.mark.parametrize("merge_every", [3, 8_000])
+def test_the_lean_fit_gives_the_idf_and_matrix_of_a_plain_fit(
+    store: Store, monkeypatch: pytest.MonkeyPatch, merge_every: int
+) -> None:
+    _pks, titles, abstracts = store.texts()
+    docs = [paper_text(t, a) for t, a in zip(titles, abstracts, strict=True)]
+    monkeypatch.setattr(corpus_index, "LEAN_FIT_MIN", 1)
+    monkeypatch.setattr(corpus_index, "MERGE_EVERY", merge_every)  # 3: many merges
+    lean = corpus_index._fit(docs)
+    plain = make_vectorizer(len(docs))
+    expected = plain.fit_transform(docs)
+    assert lean.vocabulary_ == plain.vocabulary_
+    np.testing.assert_array_equal(lean.idf_, plain.idf_)
+    np.testing.assert_array_equal(lean.transform(docs).toarray(), expected.toarray())
+
+
 def test_the_lean_fit_cuts_at_max_features_by_total_count() -> None:
     docs = [f"alpha beta gamma{i % 3} delta{i % 2} omega" for i in range(40)]
     vectorizer = make_vectorizer(len(docs)).set_params(

@@ -312,7 +312,16 @@ def _doc_count(limit: float, n_docs: int) -> float:
 
 
 def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, int] | None:
-    """The vocabulary `vectorizer.fit(docs)` would choose, counted by term hash.
+    """The vocabulary `vectorizer.fit(docs)` would choose, counted by term hash."""
+    fitted = _lean_fit(vectorizer, docs)
+    return None if fitted is None else fitted[0]
+
+
+def _lean_fit(
+    vectorizer: TfidfVectorizer, docs: list[str]
+) -> tuple[dict[str, int], np.ndarray] | None:
+    """The vocabulary `vectorizer.fit(docs)` would choose, counted by term hash, and each
+    vocabulary term's document frequency (in vocabulary order).
 
     Same document-frequency pruning and `max_features` cut (by total count) as
     scikit-learn; ties at the cut go to the alphabetically first terms. None when the
@@ -331,23 +340,41 @@ def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, 
     counts: list[np.ndarray] = []
 
     def merge() -> None:
+        # Fold the pending documents' counts into the sorted totals in place, inserting only
+        # unseen terms: never more than one extra copy of the totals (np.unique over all of
+        # them held several, the fit's peak memory).
         nonlocal totals
         if not hashes:
             return
         h = np.concatenate(hashes)
-        tf = np.concatenate(counts).astype(np.int64)
-        df = np.ones(len(h), np.int64)
+        c = np.concatenate(counts)
         hashes.clear()
         counts.clear()
-        if totals is not None:
-            h = np.concatenate([totals[0], h])
-            df = np.concatenate([totals[1], df])
-            tf = np.concatenate([totals[2], tf])
-        keys, inverse = np.unique(h, return_inverse=True)
+        if len(h) == 0:
+            return
+        order = np.argsort(h)
+        h, c = h[order], c[order]
+        del order
+        starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+        keys = h[starts]
+        df = np.diff(np.r_[starts, len(h)]).astype(np.int32)
+        tf = np.add.reduceat(c, starts).astype(np.int32)
+        del h, c, starts
+        if totals is None:
+            totals = (keys, df, tf)
+            return
+        old_keys, old_df, old_tf = totals
+        pos = np.searchsorted(old_keys, keys)
+        hit = pos < len(old_keys)
+        hit[hit] = old_keys[pos[hit]] == keys[hit]
+        old_df[pos[hit]] += df[hit]  # keys are distinct, so no position repeats
+        old_tf[pos[hit]] += tf[hit]
+        miss = ~hit
+        at = pos[miss]
         totals = (
-            keys,
-            np.bincount(inverse, weights=df, minlength=len(keys)).astype(np.int64),
-            np.bincount(inverse, weights=tf, minlength=len(keys)).astype(np.int64),
+            np.insert(old_keys, at, keys[miss]),
+            np.insert(old_df, at, df[miss]),
+            np.insert(old_tf, at, tf[miss]),
         )
 
     for i, doc in enumerate(docs, start=1):
@@ -362,7 +389,7 @@ def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, 
     keys, df, tf = totals
     totals = None
     keep = (df >= min_count) & (df <= max_count)
-    keys, tf = keys[keep], tf[keep]
+    keys, tf, df = keys[keep], tf[keep], df[keep]
     if len(keys) == 0:
         return None
     limit = vectorizer.max_features
@@ -373,9 +400,11 @@ def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, 
         wanted = keys[tf >= cut_tf]
     # Second pass: the strings of the wanted hashes (all found long before the end, mostly).
     wanted_tf = tf if cut_tf is None else tf[tf >= cut_tf]
+    wanted_df = df if cut_tf is None else df[tf >= cut_tf]
     del keys, tf, df, totals
     wanted_set = set(wanted.tolist())
     tf_of = dict(zip(wanted.tolist(), wanted_tf.tolist(), strict=True))
+    df_of = dict(zip(wanted.tolist(), wanted_df.tolist(), strict=True))
     found: dict[int, str] = {}
     for doc in docs:
         for term in analyzer(doc):
@@ -387,20 +416,43 @@ def _lean_vocabulary(vectorizer: TfidfVectorizer, docs: list[str]) -> dict[str, 
     terms = sorted(found.items(), key=lambda item: (-tf_of[item[0]], item[1]))
     if limit is not None:
         terms = terms[:limit]
-    return {term: i for i, term in enumerate(sorted(t for _, t in terms))}
+    terms.sort(key=lambda item: item[1])
+    vocabulary = {term: i for i, (_, term) in enumerate(terms)}
+    return vocabulary, np.array([df_of[h] for h, _ in terms], dtype=np.int64)
 
 
-def _fit(docs: list[str]) -> tuple[TfidfVectorizer, sparse.csr_matrix]:
-    """Fit the ranking vectorizer on `docs`; returns it and the transformed docs."""
+def _set_idf(vectorizer: TfidfVectorizer, df: np.ndarray, n_docs: int) -> None:
+    """Set the idf `TfidfTransformer.fit` would compute from these document frequencies
+    (the same operations in the same dtype, so the same bits)."""
+    dtype = vectorizer.idf_.dtype
+    df = df.astype(dtype)
+    df += float(vectorizer.smooth_idf)
+    n_docs += int(vectorizer.smooth_idf)
+    idf = np.full_like(df, fill_value=n_docs, dtype=dtype)
+    idf /= df
+    np.log(idf, out=idf)
+    idf += 1.0
+    vectorizer.idf_ = idf
+
+
+def _fit(docs: list[str]) -> TfidfVectorizer:
+    """Fit the ranking vectorizer on `docs` (transforming them is left to the caller)."""
     vectorizer = make_vectorizer(len(docs))
-    if len(docs) >= LEAN_FIT_MIN:
-        vocabulary = _lean_vocabulary(vectorizer, docs)
-        if vocabulary is not None:
+    if len(docs) >= LEAN_FIT_MIN and vectorizer.use_idf:
+        fitted = _lean_fit(vectorizer, docs)
+        if fitted is not None:
+            vocabulary, df = fitted
+            # The lean pass already counted document frequencies: fit on one document for
+            # the fitted state, then set the idf, instead of counting every document again
+            # into a matrix (hundreds of MB at 75k papers).
             vectorizer.set_params(vocabulary=vocabulary)
-    matrix = vectorizer.fit_transform(docs)
+            vectorizer.fit(docs[:1])
+            _set_idf(vectorizer, df, len(docs))
+            return vectorizer
+    vectorizer.fit(docs)
     # Every pruned term: large, and only kept for introspection (sklearn says to drop it).
     vectorizer.stop_words_ = None
-    return vectorizer, sparse.csr_matrix(matrix, dtype=np.float32)
+    return vectorizer
 
 
 def _settings_key() -> str:
@@ -468,34 +520,24 @@ def _full_build(
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     if snap.count <= FIT_SAMPLE:
-        rows = conn.execute("SELECT pk, title, abstract, listed FROM papers ORDER BY pk").fetchall()
-        pks = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        days = np.fromiter((_day(r[3]) for r in rows), np.int32, len(rows))
-        docs = [paper_text(r[1], r[2]) for r in rows]
-        del rows  # the texts are all the fit needs; hold them once, not twice
-        if progress is not None:
-            progress(f"fitting the vocabulary on {len(docs):,} papers")
-        vectorizer, matrix = _fit(docs)
-        del docs
-        segment = _Segment(_owned(matrix), pks, days)
-        del matrix
-        if directory is not None:
-            # Keep only the memory-mapped copy: the built matrix is freed on return.
-            entry = _write_segment(directory, segment)
-            segment = _read_segment(directory, entry, len(vectorizer.vocabulary_))
-            segment.entry = entry
-        return vectorizer, segment, snap
-    all_pks = np.fromiter(
-        (r[0] for r in conn.execute("SELECT pk FROM papers ORDER BY pk")), np.int64, snap.count
-    )
-    picks = np.unique(np.linspace(0, snap.count - 1, FIT_SAMPLE).astype(np.int64))
-    sample = all_pks[picks]
-    del all_pks
-    docs = [paper_text(r[1], r[2]) for batch in _texts_by_pk(conn, sample) for r in batch]
+        docs = [
+            paper_text(r[0], r[1])
+            for r in conn.execute("SELECT title, abstract FROM papers ORDER BY pk")
+        ]
+    else:
+        all_pks = np.fromiter(
+            (r[0] for r in conn.execute("SELECT pk FROM papers ORDER BY pk")),
+            np.int64,
+            snap.count,
+        )
+        sample = all_pks[np.unique(np.linspace(0, snap.count - 1, FIT_SAMPLE).astype(np.int64))]
+        del all_pks
+        docs = [paper_text(r[1], r[2]) for batch in _texts_by_pk(conn, sample) for r in batch]
     if progress is not None:
         progress(f"fitting the vocabulary on {len(docs):,} of {snap.count:,} papers")
-    vectorizer = _fit(docs)[0]  # the sample's own matrix is not kept
+    vectorizer = _fit(docs)
     del docs
+    # Then every paper, a chunk at a time (the fit's own matrix is never built or kept).
     batches = _rows(conn, "SELECT pk, title, abstract, listed FROM papers ORDER BY pk", ())
     if directory is not None:
         segment = _transform_to_disk(directory, vectorizer, batches, progress)
