@@ -30,6 +30,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
+from arxiv_sanity_lite import SVM_PARAMS, VECTORIZER_PARAMS
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "citeulike-a"
 
@@ -40,18 +42,6 @@ except ImportError:  # fresh clone, package not installed
     from paperdigest.ranking import Ranker, make_vectorizer, paper_text, select
 
 KS = (10, 20, 50, 100)
-# arxiv-sanity-lite's vectorizer, as published.
-ASL_VECTORIZER = dict(
-    strip_accents="unicode",
-    stop_words="english",
-    token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b",
-    ngram_range=(1, 2),
-    max_features=20000,
-    sublinear_tf=True,
-    max_df=0.1,
-    min_df=5,
-)
-
 User = tuple[np.ndarray, np.ndarray]  # (star paper rows, relevant candidate positions)
 Scorer = Callable[[np.ndarray], np.ndarray]  # star rows -> top-100 candidate positions
 
@@ -142,7 +132,7 @@ def main() -> None:
     log(f"{n_papers} papers, {cold.size} candidates, {len(users)} users")
 
     # Baselines: the published vectorizer, fitted on the non-cold papers.
-    asl = TfidfVectorizer(**ASL_VECTORIZER).fit([texts[i] for i in warm])
+    asl = TfidfVectorizer(**VECTORIZER_PARAMS).fit([texts[i] for i in warm])
     xa = sp.csr_matrix(asl.transform(texts), dtype=np.float64)
     xa_cand = xa[cold]
 
@@ -153,7 +143,7 @@ def main() -> None:
     def asl_svm(stars: np.ndarray) -> np.ndarray:
         y = np.zeros(n_papers)
         y[stars] = 1
-        clf = LinearSVC(C=0.01, class_weight="balanced", tol=1e-6, max_iter=10000)
+        clf = LinearSVC(**SVM_PARAMS, max_iter=10000)
         return top100(clf.fit(xa, y).decision_function(xa_cand))
 
     # paperdigest: the production vectorizer fitted on every paper (the shell fits on the

@@ -123,20 +123,13 @@ def asl_digest(db_dir: str, max_pk: int, star_pks: list[int], window_days: int) 
     rows = conn.execute(
         "SELECT pk, title, abstract, listed FROM papers WHERE pk <= ? ORDER BY pk", (max_pk,)
     ).fetchall()
-    vectorizer = TfidfVectorizer(
-        strip_accents="unicode",
-        stop_words="english",
-        token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b",
-        ngram_range=(1, 2),
-        max_features=20000,
-        sublinear_tf=True,
-        max_df=0.1,
-        min_df=5,
-    )
+    from arxiv_sanity_lite import SVM_PARAMS, VECTORIZER_PARAMS
+
+    vectorizer = TfidfVectorizer(**VECTORIZER_PARAMS)
     x = vectorizer.fit_transform(f"{r[1]}. {r[2]}" for r in rows)
     pks = np.array([r[0] for r in rows])
     y = np.isin(pks, star_pks).astype(int)
-    clf = LinearSVC(C=0.01, class_weight="balanced", max_iter=5000, tol=1e-6)
+    clf = LinearSVC(**SVM_PARAMS, max_iter=5000)
     clf.fit(x, y)
     listed = np.array([date.fromisoformat(r[3]) for r in rows])
     cutoff = listed.max() - timedelta(days=window_days)
