@@ -201,6 +201,19 @@ def test_explain_names_nearest_star_and_shared_terms() -> None:
     )
 
 
+def test_explain_never_repeats_a_word_across_terms() -> None:
+    texts = [
+        paper_text("Efficient fine tuning of sparse language models", "Fine tuning sparse."),
+        paper_text("Sparse fine tuning for language models at scale", "Fine tuning, sparse."),
+        paper_text("Robot grasping with tactile sensors", ""),
+        paper_text("Weather forecasting with graph networks", ""),
+    ]
+    x, names = vectorize(texts)
+    (reason,) = Ranker().fit(x[[0]]).explain(x[[1]], names)
+    words = [w for term in reason.terms for w in term.split()]
+    assert reason.terms and len(words) == len(set(words)), reason.terms
+
+
 def test_star_weights_favour_the_heavier_star() -> None:
     texts, _ = corpus([("graphs", 6), ("astro", 6)])
     x, _ = vectorize(texts)

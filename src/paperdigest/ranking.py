@@ -324,13 +324,26 @@ class Ranker:
                 terms: list[str] = []
                 for k in np.lexsort((contrib.col, -contrib.data)):
                     name = str(feature_names[contrib.col[k]])
-                    # Stems are not words a user would recognise.
                     if len(terms) >= n_terms or contrib.data[k] <= 0:
                         break
+                    # Stems are not words a user would recognise.
                     if not name.startswith(STEM_MARK):
-                        terms.append(name)
+                        _add_distinct(terms, name)
                 reasons.append(Reason(star=j, terms=tuple(terms)))
         return reasons
+
+
+def _add_distinct(terms: list[str], name: str) -> None:
+    """Add a term unless it repeats a word already shown: "fine tuning" stands in for
+    "fine" (the phrase says more), and "tuning" after "fine tuning" adds nothing."""
+    words = set(name.split())
+    for i, shown in enumerate(terms):
+        shown_words = set(shown.split())
+        if words & shown_words:
+            if shown_words < words:
+                terms[i] = name
+            return
+    terms.append(name)
 
 
 def _top_order(scores: np.ndarray, m: int) -> np.ndarray:
