@@ -41,6 +41,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from paperdigest.ranking import make_vectorizer, paper_text
+from paperdigest.recommend import eligible_day_rows
 from paperdigest.store import Store
 
 FORMAT_VERSION = 1
@@ -140,8 +141,6 @@ class CorpusIndex:
 
     def eligible(self, excluded_rows: Sequence[int], window_days: int) -> np.ndarray:
         """Rows listed within `window_days` of the newest paper and not excluded."""
-        from paperdigest.recommend import eligible_day_rows
-
         return eligible_day_rows(self.listed_days, excluded_rows, window_days)
 
 

@@ -80,11 +80,16 @@ def ingest_files(
     return report
 
 
+def needs_seeds(store: Store) -> bool:
+    """An empty store that was never seeded (one emptied by hand is left alone)."""
+    return store.get_meta(SEEDED_KEY) is None and store.count_papers() == 0
+
+
 def ensure_seeded(
     store: Store, on_file: Callable[[Path, ParseResult], None] | None = None
 ) -> IngestReport | None:
     """On first use of an empty store, load the bundled seed corpus. Returns None if not needed."""
-    if store.get_meta(SEEDED_KEY) is not None or store.count_papers() > 0:
+    if not needs_seeds(store):
         return None
     report = ingest_files(store, bundled_seed_files(), on_file=on_file)
     store.set_meta(SEEDED_KEY, "1")

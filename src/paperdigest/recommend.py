@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 from scipy import sparse
@@ -27,22 +26,15 @@ class RankedRow:
     terms: tuple[str, ...]
 
 
-def eligible_rows(
-    listed: Sequence[date], excluded: set[int], window_days: int
-) -> np.ndarray:
-    """Rows listed within `window_days` of the newest paper and not excluded.
-
-    The window is anchored on the newest paper in the store, not on the clock, so a store
-    that is not refreshed (the offline seed corpus) still has a digest to show.
-    """
-    days = np.fromiter((d.toordinal() for d in listed), np.int32, len(listed))
-    return eligible_day_rows(days, sorted(excluded), window_days)
-
-
 def eligible_day_rows(
     listed_days: np.ndarray, excluded: Sequence[int] | np.ndarray, window_days: int
 ) -> np.ndarray:
-    """`eligible_rows` over listing days as `date.toordinal()` integers (vectorised)."""
+    """Rows listed within `window_days` of the newest paper and not excluded.
+
+    `listed_days` are `date.toordinal()` integers. The window is anchored on the newest
+    paper in the store, not on the clock, so a store that is not refreshed (the offline
+    seed corpus) still has a digest to show.
+    """
     if len(listed_days) == 0:
         return np.zeros(0, dtype=np.int64)
     keep = np.ones(len(listed_days), bool)

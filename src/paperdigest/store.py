@@ -394,12 +394,6 @@ class Store:
             abstracts.append(abstract)
         return pks, titles, abstracts
 
-    def listed_dates(self) -> dict[int, date]:
-        return {
-            pk: date.fromisoformat(listed)
-            for pk, listed in self.conn.execute("SELECT pk, listed FROM papers")
-        }
-
     def newest(self, limit: int, exclude: set[int]) -> list[Paper]:
         rows = self.conn.execute("SELECT * FROM papers ORDER BY listed DESC, pk DESC")
         result: list[Paper] = []

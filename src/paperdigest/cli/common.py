@@ -23,9 +23,9 @@ from rich.progress import (
 
 from paperdigest.config import Settings, load_settings
 from paperdigest.errors import PaperdigestError
-from paperdigest.ingest import ensure_seeded
+from paperdigest.ingest import ensure_seeded, needs_seeds
 from paperdigest.paths import bundled_seed_files, resolve_data_dir
-from paperdigest.store import Store, check_profile_name
+from paperdigest.store import Store
 
 app = typer.Typer(
     name="paperdigest",
@@ -98,7 +98,7 @@ def progress() -> Progress:
 
 
 def seed_with_progress(store: Store) -> None:
-    if store.count_papers() > 0 or store.get_meta("seeded") is not None:
+    if not needs_seeds(store):
         return
     files = bundled_seed_files()
     with progress() as bar:
@@ -116,10 +116,6 @@ def seed_with_progress(store: Store) -> None:
 def index_progress(message: str) -> None:
     """Building the TF-IDF index for a large corpus takes a while: say what is happening."""
     err.print(f"Updating the search index: {message}", markup=False)
-
-
-def profile_name(name: str) -> str:
-    return check_profile_name(name)
 
 
 P = ParamSpec("P")

@@ -19,7 +19,6 @@ from paperdigest.cli.common import (
     index_progress,
     out,
     print_json,
-    profile_name,
     progress,
 )
 from paperdigest.errors import PaperdigestError
@@ -27,6 +26,7 @@ from paperdigest.ingest import parse_file
 from paperdigest.models import Paper
 from paperdigest.render import make_environment, render_digest
 from paperdigest.service import build_digest, select_picks
+from paperdigest.store import check_profile_name
 
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many.")]
 
@@ -66,7 +66,7 @@ def _change_each(
     ctx: typer.Context, refs: list[str], profile: str, action: str, done: str, noop: str
 ) -> None:
     """Resolve every ref first, so one typo changes nothing at all."""
-    name = profile_name(profile)
+    name = check_profile_name(profile)
     with app_context(ctx).store() as store:
         papers = [store.resolve(ref) for ref in refs]
         for paper in papers:
@@ -116,7 +116,7 @@ def stars(
 ) -> None:
     """List the papers a profile has starred."""
     with app_context(ctx).store() as store:
-        starred = store.starred(profile_name(profile))
+        starred = store.starred(check_profile_name(profile))
     if as_json:
         print_json([_paper_json(p, starred_at=when.isoformat()) for p, when in starred])
         return
@@ -143,7 +143,7 @@ def recommend(
     window = context.settings.digest.window_days
     with context.store() as store:
         selection = select_picks(
-            store, profile_name(profile), limit, window, progress=index_progress
+            store, check_profile_name(profile), limit, window, progress=index_progress
         )
     if as_json:
         print_json(
@@ -182,7 +182,7 @@ def preview(
     with context.store() as store:
         digest = build_digest(
             store,
-            profile_name(profile),
+            check_profile_name(profile),
             date.today(),
             picks or settings.picks,
             settings.window_days,
