@@ -72,9 +72,9 @@ def select_picks(
             background=local(background),
         )
     ]
-    wanted = [int(index.pks[r.row]) for r in ranked]
-    wanted += [int(index.pks[r.star_row]) for r in ranked if r.star_row is not None]
-    papers = {p.pk: p for p in store.papers(sorted(set(wanted)))}
+    # The starred papers are loaded already; only the picks need reading.
+    papers = {p.pk: p for p in starred}
+    papers.update((p.pk, p) for p in store.papers([int(index.pks[r.row]) for r in ranked]))
     picks = [
         Pick(
             paper=papers[int(index.pks[r.row])],
