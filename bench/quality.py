@@ -7,7 +7,8 @@ divided by the number of relevant items) for three methods:
 
   centroid  TF-IDF centroid of the stars (Rocchio), arxiv-sanity-lite vectorizer
   asl-svm   arxiv-sanity-lite: LinearSVC(C=0.01, balanced), stars vs every other paper
-  paperdigest  paperdigest.ranking.Ranker with make_vectorizer, fitted on all papers
+  paperdigest  paperdigest.ranking.Ranker with make_vectorizer and fit_term_embedding,
+               both fitted on all papers
 
 The last stdout line is JSON with paperdigest's figures only.
 
@@ -37,9 +38,11 @@ DATA = ROOT.parent / "shared" / "data" / "citeulike-a"
 
 try:
     from paperdigest.ranking import Ranker, make_vectorizer, paper_text, select
+    from paperdigest.term_embedding import fit_term_embedding
 except ImportError:  # fresh clone, package not installed
     sys.path.insert(0, str(ROOT / "src"))
     from paperdigest.ranking import Ranker, make_vectorizer, paper_text, select
+    from paperdigest.term_embedding import fit_term_embedding
 
 KS = (10, 20, 50, 100)
 User = tuple[np.ndarray, np.ndarray]  # (star paper rows, relevant candidate positions)
@@ -156,10 +159,16 @@ def main() -> None:
     bg_pick = np.random.default_rng(args.seed)
     bg_rows = np.sort(bg_pick.choice(n_papers, min(args.background, n_papers), replace=False))
     x_bg = x[bg_rows]
-    log(f"paperdigest vocabulary: {x.shape[1]} terms; background {x_bg.shape[0]} rows")
+    t0 = time.perf_counter()
+    # The term vectors are fitted with the vocabulary, on the same papers, as the shell does.
+    embedding = fit_term_embedding(x, vec.get_feature_names_out())
+    log(
+        f"paperdigest vocabulary: {x.shape[1]} terms; background {x_bg.shape[0]} rows; "
+        f"term vectors fitted in {time.perf_counter() - t0:.1f} s"
+    )
 
     def paperdigest(stars: np.ndarray) -> np.ndarray:
-        ranker = Ranker().fit(x[stars], background=x_bg)
+        ranker = Ranker(term_embedding=embedding).fit(x[stars], background=x_bg)
         return select(ranker.score(x_cand), x_cand, 100)
 
     methods: list[tuple[str, Scorer]] = [("centroid", centroid)]

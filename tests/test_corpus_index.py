@@ -65,6 +65,8 @@ def test_the_cache_is_written_and_reused_across_opens(
     np.testing.assert_array_equal(first.pks, second.pks)
     np.testing.assert_array_equal(first.feature_names, second.feature_names)
     np.testing.assert_array_equal(_dense(first), _dense(second))
+    assert first.term_embedding is not None
+    np.testing.assert_array_equal(first.term_embedding, second.term_embedding)
 
 
 def test_the_cached_index_equals_a_fresh_build(store: Store) -> None:
@@ -72,6 +74,8 @@ def test_the_cached_index_equals_a_fresh_build(store: Store) -> None:
     fresh = build_index(store)
     np.testing.assert_array_equal(cached.feature_names, fresh.feature_names)
     np.testing.assert_allclose(_dense(cached), _dense(fresh))
+    assert fresh.term_embedding is not None
+    np.testing.assert_allclose(cached.term_embedding, fresh.term_embedding)
 
 
 def test_a_sampled_fit_streamed_to_disk_equals_one_built_in_memory(

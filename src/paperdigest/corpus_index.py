@@ -43,8 +43,16 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from paperdigest.ranking import make_vectorizer, paper_text
 from paperdigest.recommend import eligible_day_rows
 from paperdigest.store import Store
+from paperdigest.term_embedding import (
+    EMBED_DIM,
+    EMBED_DOCS,
+    EMBED_TERMS,
+    MIN_DOCS,
+    MIN_PAIR_COUNT,
+    fit_term_embedding,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX_DIR = "index"
 MANIFEST = "manifest.json"
 # Refit the vocabulary once the corpus has grown by this fraction since the last fit.
@@ -81,6 +89,7 @@ class CorpusIndex:
         seg_of: np.ndarray | None = None,
         local_row: np.ndarray | None = None,
         vectorizer: TfidfVectorizer | None = None,
+        term_embedding: np.ndarray | None = None,
     ) -> None:
         self.pks = np.asarray(pks, dtype=np.int64)
         self.listed_days = np.asarray(listed_days, dtype=np.int32)  # date.toordinal()
@@ -90,6 +99,8 @@ class CorpusIndex:
         self.seg_of = np.zeros(n, np.int32) if seg_of is None else seg_of
         self.local_row = np.arange(n, dtype=np.int64) if local_row is None else local_row
         self.vectorizer = vectorizer
+        # (n_features x dim) term vectors fitted with the vocabulary; None on tiny corpora.
+        self.term_embedding = term_embedding
         self._matrix: sparse.csr_matrix | None = None
 
     @property
@@ -467,6 +478,7 @@ def _settings_key() -> str:
             "text": paper_text("Title", "Abstract"),
             "fit_sample": FIT_SAMPLE,
             "lean_fit_min": LEAN_FIT_MIN,
+            "embedding": [EMBED_TERMS, EMBED_DIM, EMBED_DOCS, MIN_PAIR_COUNT, MIN_DOCS],
         },
         sort_keys=True,
     )
@@ -510,7 +522,7 @@ class _read_snapshot:
 
 def _full_build(
     conn: sqlite3.Connection, progress: Progress | None, directory: Path | None = None
-) -> tuple[TfidfVectorizer, _Segment, _Snapshot] | None:
+) -> tuple[TfidfVectorizer, np.ndarray | None, _Segment, _Snapshot] | None:
     """Fit and transform the whole corpus. With `directory`, the matrix is written there
     as it is built and the segment returned is memory-mapped (its `entry` is set)."""
     snap = _Snapshot(conn)
@@ -542,7 +554,11 @@ def _full_build(
         segment = _transform_to_disk(directory, vectorizer, batches, progress)
     else:
         segment = _transform(vectorizer, batches, progress)
-    return vectorizer, segment, snap
+    if progress is not None and segment.matrix.shape[0] >= MIN_DOCS:
+        n = min(segment.matrix.shape[0], EMBED_DOCS)
+        progress(f"learning which words go together from {n:,} papers")
+    embedding = fit_term_embedding(segment.matrix, vectorizer.get_feature_names_out())
+    return vectorizer, embedding, segment, snap
 
 
 def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
@@ -551,13 +567,14 @@ def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
         built = _full_build(conn, progress)
     if built is None:
         return _empty_index()
-    vectorizer, segment, _ = built
+    vectorizer, embedding, segment, _ = built
     return CorpusIndex(
         segment.pks,
         segment.days,
         vectorizer.get_feature_names_out(),
         [segment.matrix],
         vectorizer=vectorizer,
+        term_embedding=embedding,
     )
 
 
@@ -632,11 +649,13 @@ class _Cache:
         vectorizer: TfidfVectorizer,
         segments: list[_Segment],
         feature_names: np.ndarray,
+        term_embedding: np.ndarray | None,
     ) -> None:
         self.manifest = manifest
         self.vectorizer = vectorizer
         self.segments = segments
         self.feature_names = feature_names
+        self.term_embedding = term_embedding
 
     def index(self) -> CorpusIndex:
         pks = np.concatenate([s.pks for s in self.segments])
@@ -660,6 +679,7 @@ class _Cache:
             seg_of,
             local,
             vectorizer=self.vectorizer,
+            term_embedding=self.term_embedding,
         )
 
 
@@ -669,12 +689,16 @@ def _read_cache(directory: Path) -> _Cache:
         if manifest.get("settings") != _settings_key():
             raise _CacheError("written with other settings")
         with open(directory / manifest["vectorizer"], "rb") as handle:
-            vectorizer, feature_names = pickle.load(handle)
+            vectorizer, feature_names, embedding = pickle.load(handle)
         if not isinstance(vectorizer, TfidfVectorizer):
             raise _CacheError("not a vectorizer")
         n_features = len(feature_names)
+        if embedding is not None and (
+            not isinstance(embedding, np.ndarray) or embedding.shape[:1] != (n_features,)
+        ):
+            raise _CacheError("term vectors do not match the vocabulary")
         segments = [_read_segment(directory, e, n_features) for e in manifest["segments"]]
-        return _Cache(manifest, vectorizer, segments, feature_names)
+        return _Cache(manifest, vectorizer, segments, feature_names, embedding)
     except _CacheError:
         raise
     except Exception as exc:  # missing, truncated, unpicklable: all mean "no cache"
@@ -708,6 +732,7 @@ def _files_of(manifest: dict[str, Any]) -> set[str]:
 def _write_full(
     directory: Path,
     vectorizer: TfidfVectorizer,
+    embedding: np.ndarray | None,
     segment: _Segment,
     snap: _Snapshot,
     previous: dict[str, Any] | None,
@@ -715,7 +740,9 @@ def _write_full(
     directory.mkdir(parents=True, exist_ok=True)
     feature_names = vectorizer.get_feature_names_out()
     vec_name = f"vec-{uuid.uuid4().hex[:12]}.pkl"
-    payload = pickle.dumps((vectorizer, feature_names), protocol=pickle.HIGHEST_PROTOCOL)
+    payload = pickle.dumps(
+        (vectorizer, feature_names, embedding), protocol=pickle.HIGHEST_PROTOCOL
+    )
     _atomic_write(directory / vec_name, lambda h: h.write(payload))
     manifest = {
         "settings": _settings_key(),
@@ -727,7 +754,7 @@ def _write_full(
         "segments": [segment.entry or _write_segment(directory, segment)],
     }
     _publish(directory, manifest, previous)
-    return _Cache(manifest, vectorizer, [segment], feature_names)
+    return _Cache(manifest, vectorizer, [segment], feature_names, embedding)
 
 
 def _append(
@@ -755,7 +782,9 @@ def _append(
     manifest = dict(previous, count=snap.count, max_pk=snap.max_pk, max_seq=snap.max_seq,
                     segments=entries)
     _publish(directory, manifest, previous)
-    return _Cache(manifest, cache.vectorizer, segments, cache.feature_names)
+    return _Cache(
+        manifest, cache.vectorizer, segments, cache.feature_names, cache.term_embedding
+    )
 
 
 # Per-process memo: repeated digests in one process (the daily job, the benchmark) reuse
@@ -799,9 +828,9 @@ def open_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
             built = _full_build(conn, progress, directory)
             if built is None:
                 return _empty_index()
-            vectorizer, segment, snap = built
+            vectorizer, embedding, segment, snap = built
             previous = cache.manifest if cache else None
-            updated = _write_full(directory, vectorizer, segment, snap, previous)
+            updated = _write_full(directory, vectorizer, embedding, segment, snap, previous)
     index = updated.index()
     new_stamp = _manifest_stamp(directory)
     if new_stamp is not None:

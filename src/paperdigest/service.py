@@ -13,6 +13,7 @@ import numpy as np
 from paperdigest.corpus_index import CorpusIndex, open_index
 from paperdigest.digest import Digest, assemble_digest, item_from
 from paperdigest.models import Pick
+from paperdigest.ranking import Ranker
 from paperdigest.recommend import RankedRow, background_rows, rank_rows
 from paperdigest.store import Store
 
@@ -69,6 +70,7 @@ def select_picks(
             local(dismissed_rows).tolist(),
             local(candidates),
             limit,
+            ranker=Ranker(term_embedding=index.term_embedding),
             background=local(background),
         )
     ]
