@@ -47,6 +47,7 @@ from paperdigest.term_embedding import (
     EMBED_DIM,
     EMBED_DOCS,
     EMBED_TERMS,
+    IDF_POWER,
     MIN_DOCS,
     MIN_PAIR_COUNT,
     fit_term_embedding,
@@ -478,7 +479,7 @@ def _settings_key() -> str:
             "text": paper_text("Title", "Abstract"),
             "fit_sample": FIT_SAMPLE,
             "lean_fit_min": LEAN_FIT_MIN,
-            "embedding": [EMBED_TERMS, EMBED_DIM, EMBED_DOCS, MIN_PAIR_COUNT, MIN_DOCS],
+            "embedding": [EMBED_TERMS, EMBED_DIM, EMBED_DOCS, MIN_PAIR_COUNT, MIN_DOCS, IDF_POWER],
         },
         sort_keys=True,
     )

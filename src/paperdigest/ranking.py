@@ -186,7 +186,7 @@ class Ranker:
         whiten_prior: float = 1e-3,
         min_background: int = 50,
         term_embedding: np.ndarray | None = None,
-        dense_weight: float = 0.75,
+        dense_weight: float = 1.0,
     ) -> None:
         self.interest_threshold = interest_threshold
         self.interest_power = interest_power
@@ -289,8 +289,16 @@ class Ranker:
         self.scale_ = (lexical.mean(), _spread(lexical), dense.mean(), _spread(dense))
 
     def _project(self, rows: sp.csr_matrix) -> np.ndarray:
-        """Rows through the term vectors: unit length, centred on the background, unit."""
-        dense = _unit(np.asarray(rows @ self.embedding_, np.float32))
+        """The sum of each row's term vectors: unit length, centred on the background, unit.
+
+        Which terms a paper has counts, not how often: the term vectors carry their own
+        weights (``fit_term_embedding``).
+        """
+        rows = sp.csr_matrix(rows)
+        present = sp.csr_matrix(
+            (np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape
+        )
+        dense = _unit(np.asarray(present @ self.embedding_, np.float32))
         return _unit(dense - self.dense_center_)
 
     def _dense_rel(self, projected: np.ndarray) -> np.ndarray:
