@@ -1,4 +1,4 @@
-"""The TF-IDF view of the store's corpus: fitted vectorizer, matrix and row mapping.
+"""The TF-IDF view of the store's corpus: fitted vectorizer, term vectors, matrix, row mapping.
 
 `open_index(store)` keeps a persisted index in `<data dir>/index/` next to the database and
 updates it incrementally:
@@ -6,9 +6,10 @@ updates it incrementally:
 * papers added since the last build (pk above the highest indexed pk) and papers whose
   title, abstract or listing date changed (the `paper_changes` log a trigger keeps) are
   transformed with the existing vocabulary and appended as a new segment;
-* the vocabulary is refitted, and everything re-transformed, only when the corpus has grown
-  by more than `REFIT_GROWTH` since the last fit, when a paper was deleted, or when the
-  cache was written by another format / vectorizer / scikit-learn version;
+* the vocabulary (and the term vectors learnt with it, `term_embedding`) is refitted, and
+  everything re-transformed, only when the corpus has grown by more than `REFIT_GROWTH`
+  since the last fit, when a paper was deleted, or when the cache was written by another
+  format / vectorizer / scikit-learn version;
 * every file is written under a fresh name and published by atomically replacing
   `manifest.json`, so a concurrent reader sees the old index or the new one, never half of
   one. A missing, corrupt or mismatched cache is treated as absent and rebuilt.
