@@ -276,7 +276,12 @@ class Ranker:
         )
         if not self.dense_on_:
             return
-        self.embedding_ = emb
+        # Only terms with a vector take part: a compact table is faster to read from, and
+        # most of a paper's features (word pairs, rare words) have none.
+        used = np.flatnonzero(np.any(emb != 0, axis=1))
+        self.embedding_ = np.ascontiguousarray(emb[used])
+        self.term_slot_ = np.full(emb.shape[0], -1, np.int64)
+        self.term_slot_[used] = np.arange(len(used))
         # Centring removes the direction every paper shares, which would make all cosines
         # high; what is left says which topic a paper is about.
         bg_dense = self._embed(bg)
@@ -295,8 +300,16 @@ class Ranker:
         weights (``fit_term_embedding``).
         """
         rows = sp.csr_matrix(rows)
+        n_rows = rows.shape[0]
+        slot = self.term_slot_[rows.indices]
+        has_vector = slot >= 0
+        row_of = np.repeat(np.arange(n_rows), np.diff(rows.indptr))
+        indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(row_of[has_vector], minlength=n_rows))]
+        )
         present = sp.csr_matrix(
-            (np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape
+            (np.ones(int(has_vector.sum()), np.float32), slot[has_vector], indptr),
+            shape=(n_rows, self.embedding_.shape[0]),
         )
         return _unit(np.asarray(present @ self.embedding_, np.float32))
 
