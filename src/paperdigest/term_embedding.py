@@ -5,7 +5,7 @@ no word at all: "transformer" and "attention", "galaxy" and "redshift". Positive
 mutual information of document co-occurrence, reduced by a truncated SVD (Levy & Goldberg's
 PPMI-SVD), gives each word a dense vector so that such papers still meet. The Ranker sums
 the vectors of each paper's terms (``Ranker(term_embedding=...)``); on CiteULike-a it is
-worth +0.04 recall@100 (bench/README.md).
+worth +0.035 recall@100 (bench/README.md).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ EMBED_DOCS = 30_000
 # Pairs seen together in fewer documents are noise.
 MIN_PAIR_COUNT = 2
 # How steeply rare words outweigh common ones in a paper's vector (see the end of
-# fit_term_embedding): on CiteULike-a, idf**0 / 1 / 2 / 4 / 6 give recall@100 0.587 / 0.596 /
-# 0.602 / 0.611 / 0.612 (bench/README.md).
+# fit_term_embedding): on 677 CiteULike-a users, idf**0 / 1 / 2 / 4 / 6 give recall@100
+# 0.587 / 0.596 / 0.602 / 0.611 / 0.612 (bench/README.md).
 IDF_POWER = 4.0
 # Terms whose pair counts are computed at once.
 _PAIR_BLOCK = 500
