@@ -122,6 +122,11 @@ def main() -> None:
         help="corpus rows passed to Ranker.fit as background (as the shell does)",
     )
     ap.add_argument("--skip-svm", action="store_true", help="skip the slow LinearSVC baseline")
+    ap.add_argument(
+        "--no-term-vectors",
+        action="store_true",
+        help="rank with the TF-IDF half of paperdigest's ranker only (the 2026-11-24 release)",
+    )
     args = ap.parse_args()
 
     log(f"loading {args.papers}")
@@ -161,7 +166,9 @@ def main() -> None:
     x_bg = x[bg_rows]
     t0 = time.perf_counter()
     # The term vectors are fitted with the vocabulary, on the same papers, as the shell does.
-    embedding = fit_term_embedding(x, vec.get_feature_names_out())
+    embedding = (
+        None if args.no_term_vectors else fit_term_embedding(x, vec.get_feature_names_out())
+    )
     log(
         f"paperdigest vocabulary: {x.shape[1]} terms; background {x_bg.shape[0]} rows; "
         f"term vectors fitted in {time.perf_counter() - t0:.1f} s"
