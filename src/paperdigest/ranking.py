@@ -303,10 +303,8 @@ class Ranker:
         n_rows = rows.shape[0]
         slot = self.term_slot_[rows.indices]
         has_vector = slot >= 0
-        row_of = np.repeat(np.arange(n_rows), np.diff(rows.indptr))
-        indptr = np.concatenate(
-            [[0], np.cumsum(np.bincount(row_of[has_vector], minlength=n_rows))]
-        )
+        # Kept entries before each row start are the new row starts.
+        indptr = np.concatenate([[0], np.cumsum(has_vector)])[rows.indptr]
         present = sp.csr_matrix(
             (np.ones(int(has_vector.sum()), np.float32), slot[has_vector], indptr),
             shape=(n_rows, self.embedding_.shape[0]),
