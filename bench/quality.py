@@ -38,11 +38,11 @@ DATA = ROOT.parent / "shared" / "data" / "citeulike-a"
 
 try:
     from paperdigest.ranking import Ranker, make_vectorizer, paper_text, select
-    from paperdigest.term_embedding import fit_term_embedding
+    from paperdigest.term_embedding import TermVectors, fit_term_embedding
 except ImportError:  # fresh clone, package not installed
     sys.path.insert(0, str(ROOT / "src"))
     from paperdigest.ranking import Ranker, make_vectorizer, paper_text, select
-    from paperdigest.term_embedding import fit_term_embedding
+    from paperdigest.term_embedding import TermVectors, fit_term_embedding
 
 KS = (10, 20, 50, 100)
 User = tuple[np.ndarray, np.ndarray]  # (star paper rows, relevant candidate positions)
@@ -174,9 +174,18 @@ def main() -> None:
         f"term vectors fitted in {time.perf_counter() - t0:.1f} s"
     )
 
+    # Every paper's vector is computed once, as the shell's index keeps them.
+    term_vectors = None if embedding is None else TermVectors(embedding)
+    vectors = None if term_vectors is None else term_vectors.embed(x)
+
+    def kept(rows: np.ndarray) -> np.ndarray | None:
+        return None if vectors is None else vectors[rows]
+
     def paperdigest(stars: np.ndarray) -> np.ndarray:
-        ranker = Ranker(term_embedding=embedding).fit(x[stars], background=x_bg)
-        return select(ranker.score(x_cand), x_cand, 100)
+        ranker = Ranker(term_embedding=term_vectors).fit(
+            x[stars], background=x_bg, star_vectors=kept(stars), background_vectors=kept(bg_rows)
+        )
+        return select(ranker.score(x_cand, kept(cold)), x_cand, 100)
 
     methods: list[tuple[str, Scorer]] = [("centroid", centroid)]
     if not args.skip_svm:

@@ -36,7 +36,7 @@ def _star_some(store: Store, n: int = 3) -> None:
         store.star("default", store.papers([pk])[0])
 
 
-def _new_records(n: int, day: date) -> list[PaperRecord]:
+def _new_records(n: int, day: date, first: int = 0) -> list[PaperRecord]:
     return [
         PaperRecord(
             title=f"Sparse retrieval with learned graph transformers number {i}",
@@ -45,7 +45,7 @@ def _new_records(n: int, day: date) -> list[PaperRecord]:
             arxiv_id=f"2611.{10000 + i}",
             published=day,
         )
-        for i in range(n)
+        for i in range(first, first + n)
     ]
 
 
@@ -120,6 +120,37 @@ def test_new_papers_are_appended_with_the_same_vocabulary(
     ] * 5
 
 
+def _assert_vectors_kept(index: corpus_index.CorpusIndex) -> None:
+    """The kept paper vectors are what the term vectors make of the kept rows."""
+    assert index.term_vectors is not None and index.vector_segments is not None
+    rows = np.arange(index.n_rows)
+    np.testing.assert_allclose(
+        index.take_vectors(rows), index.term_vectors.embed(index.take(rows)), atol=1e-6
+    )
+
+
+def test_paper_vectors_are_kept_through_appends_changes_and_merges(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(corpus_index, "CHUNK", 7)  # the first segment embedded in chunks
+    monkeypatch.setattr(corpus_index, "MAX_SEGMENTS", 2)  # the third append merges
+    _assert_vectors_kept(open_index(store))
+    newest = date.fromisoformat(store.conn.execute("SELECT max(listed) FROM papers").fetchone()[0])
+    _no_full_build(monkeypatch)
+    for round_ in range(3):
+        store.ingest(_new_records(4, newest, first=4 * round_))
+        pk = int(store.conn.execute("SELECT min(pk) FROM papers").fetchone()[0])
+        store.conn.execute(
+            "UPDATE papers SET abstract = abstract || ? WHERE pk = ?",
+            (f" Galaxy redshift survey {round_}.", pk),
+        )
+        with _fresh(store) as again:
+            index = open_index(again)
+            _assert_vectors_kept(index)
+            assert index.n_rows == again.count_papers()
+    assert len(index.segments) == 2  # merged, vectors and all
+
+
 def test_a_changed_abstract_is_re_transformed(store: Store) -> None:
     before = open_index(store)
     pk = int(before.pks[0])
@@ -145,7 +176,7 @@ def test_a_grown_corpus_refits_the_vocabulary(store: Store) -> None:
     assert manifest["fit_count"] == fit_count + grow
 
 
-@pytest.mark.parametrize("victim", ["manifest", "vectorizer", "segment", "settings"])
+@pytest.mark.parametrize("victim", ["manifest", "vectorizer", "segment", "vectors", "settings"])
 def test_a_corrupt_cache_is_rebuilt(store: Store, victim: str) -> None:
     # Read before the damage: the built index is memory-mapped from the very files damaged
     # in place below (the cache itself only ever writes new files).
@@ -156,8 +187,9 @@ def test_a_corrupt_cache_is_rebuilt(store: Store, victim: str) -> None:
         (directory / MANIFEST).write_text("{not json")
     elif victim == "vectorizer":
         (directory / manifest["vectorizer"]).write_bytes(b"\x80garbage")
-    elif victim == "segment":
-        path = directory / f"{manifest['segments'][0]['name']}.data.npy"
+    elif victim in ("segment", "vectors"):
+        part = "data" if victim == "segment" else "vectors"
+        path = directory / f"{manifest['segments'][0]['name']}.{part}.npy"
         path.write_bytes(path.read_bytes()[:100])
     else:
         manifest["settings"] = "another version"
@@ -165,6 +197,7 @@ def test_a_corrupt_cache_is_rebuilt(store: Store, victim: str) -> None:
     with _fresh(store) as again:
         after = open_index(again)
     np.testing.assert_allclose(_dense(after), before)
+    _assert_vectors_kept(after)
     assert json.loads((directory / MANIFEST).read_text())["settings"] != "another version"
 
 

@@ -57,6 +57,29 @@ def test_make_vectorizer_handles_tiny_corpora(n: int) -> None:
         assert np.all(np.asarray(x.sum(axis=1)).ravel() > 0), "every paper keeps some terms"
 
 
+def test_transform_gives_exactly_scikit_learns_matrix() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, _ = corpus([("graphs", 40), ("astro", 40), ("bio", 40)])
+    vec = make_vectorizer(len(texts)).fit(texts)
+    new = [
+        *texts[:5],
+        "Graph graph graph galaxy",  # repeated terms are counted
+        "",  # nothing at all
+        "the of and",  # stop words only
+        "Ünïcödé naïve café protein",  # accents
+        "Quantum chromodynamics on lattices",  # no known term
+    ]
+    ours = vec.transform(new)
+    theirs = TfidfVectorizer.transform(vec, new)
+    for part in ("data", "indices", "indptr"):
+        np.testing.assert_array_equal(getattr(ours, part), getattr(theirs, part))
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    assert ours[5].toarray().max() > 0 and ours[6].nnz == ours[9].nnz == 0
+    with pytest.raises(ValueError, match="Iterable"):
+        vec.transform("one string, not a list")
+
+
 def test_make_vectorizer_survives_stop_word_only_corpus() -> None:
     vec = make_vectorizer(2)
     x = vec.fit_transform(["The", "of and"])

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from paperdigest.ranking import Ranker, paper_text, select
-from paperdigest.term_embedding import fit_term_embedding
+from paperdigest.term_embedding import TermVectors, fit_term_embedding
 from tests.test_ranking import corpus, rank_of, vectorize
 
 
@@ -107,3 +107,39 @@ def test_term_vectors_of_the_wrong_shape_are_refused() -> None:
     x, _ = vectorize(texts)
     with pytest.raises(ValueError, match="term_embedding"):
         Ranker(term_embedding=np.zeros((x.shape[1] + 1, 4))).fit(x[:1], background=x)
+
+
+def test_kept_paper_vectors_give_the_same_scores_and_reasons() -> None:
+    texts, _ = corpus([("graphs", 60), ("astro", 60), ("bio", 60), ("speech", 60)])
+    x, names = vectorize(texts)
+    vectors = TermVectors(fit_term_embedding(x, names))
+    stars, dismissed, background = [0, 60], [120], list(range(0, 240, 2))
+    computed = Ranker(term_embedding=vectors).fit(
+        x[stars], dismissed=x[dismissed], background=x[background]
+    )
+    kept = Ranker(term_embedding=vectors).fit(
+        x[stars],
+        dismissed=x[dismissed],
+        background=x[background],
+        star_vectors=vectors.embed(x[stars]),
+        dismissed_vectors=vectors.embed(x[dismissed]),
+        background_vectors=vectors.embed(x[background]),
+    )
+    everything = vectors.embed(x)
+    np.testing.assert_allclose(kept.score(x, everything), computed.score(x), rtol=1e-5)
+    assert kept.explain(x[:20], names, vectors=everything[:20]) == computed.explain(
+        x[:20], names
+    )
+    with pytest.raises(ValueError, match="paper vectors"):
+        kept.score(x, everything[:-1])
+
+
+def test_paper_vectors_are_unit_length_and_zero_without_known_terms() -> None:
+    texts, _ = corpus([("graphs", 60), ("astro", 60), ("bio", 60), ("speech", 60)])
+    x, names = vectorize(texts)
+    vectors = TermVectors(fit_term_embedding(x, names))
+    embedded = vectors.embed(sp.vstack([x[:5], sp.csr_matrix((1, x.shape[1]))]))
+    np.testing.assert_allclose(np.linalg.norm(embedded[:5], axis=1), 1.0, rtol=1e-5)
+    assert not embedded[5].any()
+    with pytest.raises(ValueError, match="features"):
+        vectors.embed(x[:, :-1])

@@ -18,7 +18,9 @@ Only the cache files are written; the database is read, never changed.
 
 Matrices are float32 CSR segments stored as plain `.npy` files and memory-mapped on load, so
 opening a million-paper index costs little more than reading its row mapping; a digest only
-touches the rows it ranks (`CorpusIndex.take`).
+touches the rows it ranks (`CorpusIndex.take`). Each segment also keeps its papers' dense
+vectors (`TermVectors.embed`, computed once when the segment is written), so a digest reads
+them (`CorpusIndex.take_vectors`) instead of recomputing them for every candidate.
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ from paperdigest.term_embedding import (
     IDF_POWER,
     MIN_DOCS,
     MIN_PAIR_COUNT,
+    TermVectors,
     fit_term_embedding,
 )
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 INDEX_DIR = "index"
 MANIFEST = "manifest.json"
 # Refit the vocabulary once the corpus has grown by this fraction since the last fit.
@@ -92,6 +95,7 @@ class CorpusIndex:
         local_row: np.ndarray | None = None,
         vectorizer: TfidfVectorizer | None = None,
         term_embedding: np.ndarray | None = None,
+        vector_segments: list[np.ndarray] | None = None,
     ) -> None:
         self.pks = np.asarray(pks, dtype=np.int64)
         self.listed_days = np.asarray(listed_days, dtype=np.int32)  # date.toordinal()
@@ -103,6 +107,9 @@ class CorpusIndex:
         self.vectorizer = vectorizer
         # (n_features x dim) term vectors fitted with the vocabulary; None on tiny corpora.
         self.term_embedding = term_embedding
+        self.term_vectors = None if term_embedding is None else TermVectors(term_embedding)
+        # Per segment, its rows' TermVectors.embed; None: computed on demand.
+        self.vector_segments = vector_segments
         self._matrix: sparse.csr_matrix | None = None
 
     @property
@@ -151,6 +158,21 @@ class CorpusIndex:
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         return _owned(stacked[inverse])
+
+    def take_vectors(self, rows: Sequence[int] | np.ndarray) -> np.ndarray | None:
+        """The given rows' paper vectors (`TermVectors.embed`), or None without term vectors."""
+        if self.term_vectors is None:
+            return None
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.vector_segments is None:
+            return self.term_vectors.embed(self.take(rows))
+        out = np.empty((len(rows), self.term_vectors.dim), np.float32)
+        segs = self.seg_of[rows]
+        locals_ = self.local_row[rows]
+        for s in np.unique(segs):
+            mask = segs == s
+            out[mask] = self.vector_segments[int(s)][locals_[mask]]
+        return out
 
     def eligible(self, excluded_rows: Sequence[int], window_days: int) -> np.ndarray:
         """Rows listed within `window_days` of the newest paper and not excluded."""
@@ -209,11 +231,13 @@ class _Segment:
         pks: np.ndarray,
         days: np.ndarray,
         entry: dict[str, Any] | None = None,
+        vectors: np.ndarray | None = None,
     ) -> None:
         self.matrix = matrix
         self.pks = pks
         self.days = days
         self.entry = entry  # its manifest entry once its files are written
+        self.vectors = vectors  # its rows' TermVectors.embed, when the index has term vectors
 
 
 def _transform(
@@ -560,6 +584,14 @@ def _full_build(
         n = min(segment.matrix.shape[0], EMBED_DOCS)
         progress(f"learning which words go together from {n:,} papers")
     embedding = fit_term_embedding(segment.matrix, vectorizer.get_feature_names_out())
+    if embedding is not None:
+        term_vectors = TermVectors(embedding)
+        if progress is not None:
+            progress(f"embedding {segment.matrix.shape[0]:,} papers")
+        if segment.entry is None:
+            segment.vectors = term_vectors.embed(segment.matrix)
+        else:
+            segment.vectors = _write_vectors(directory, segment, term_vectors)
     return vectorizer, embedding, segment, snap
 
 
@@ -577,6 +609,7 @@ def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
         [segment.matrix],
         vectorizer=vectorizer,
         term_embedding=embedding,
+        vector_segments=None if segment.vectors is None else [segment.vectors],
     )
 
 
@@ -609,15 +642,40 @@ def _write_segment(directory: Path, segment: _Segment) -> dict[str, Any]:
     m = segment.matrix
     # One index dtype for both, so scipy never copies them to reconcile on load.
     index_dtype = np.int32 if m.nnz < 2**31 - 1 else np.int64
-    for part, array in (
+    parts = [
         ("data", m.data.astype(np.float32, copy=False)),
         ("indices", m.indices.astype(index_dtype, copy=False)),
         ("indptr", m.indptr.astype(index_dtype, copy=False)),
         ("pks", segment.pks),
         ("days", segment.days),
-    ):
+    ]
+    if segment.vectors is not None:
+        parts.append(("vectors", np.asarray(segment.vectors, np.float32)))
+    for part, array in parts:
         _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
-    return {"name": name, "rows": int(m.shape[0]), "nnz": int(m.nnz)}
+    dim = 0 if segment.vectors is None else int(segment.vectors.shape[1])
+    return {"name": name, "rows": int(m.shape[0]), "nnz": int(m.nnz), "dim": dim}
+
+
+def _write_vectors(directory: Path, segment: _Segment, term_vectors: TermVectors) -> np.ndarray:
+    """Embed a written (memory-mapped) segment a chunk at a time into its vectors file."""
+    assert segment.entry is not None
+    rows = segment.matrix.shape[0]
+
+    def write(handle: Any) -> None:
+        np.lib.format.write_array_header_1_0(
+            handle,
+            {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+             "fortran_order": False, "shape": (rows, term_vectors.dim)},
+        )
+        for start in range(0, rows, CHUNK):
+            block = term_vectors.embed(segment.matrix[start : start + CHUNK])
+            handle.write(np.ascontiguousarray(block, np.float32).tobytes())
+
+    name = segment.entry["name"]
+    _atomic_write(directory / f"{name}.vectors.npy", write)
+    segment.entry["dim"] = term_vectors.dim
+    return np.load(directory / f"{name}.vectors.npy", mmap_mode="r", allow_pickle=False)
 
 
 def _read_segment(directory: Path, entry: dict[str, Any], n_features: int) -> _Segment:
@@ -639,7 +697,12 @@ def _read_segment(directory: Path, entry: dict[str, Any], n_features: int) -> _S
     ):
         raise _CacheError(f"segment {name} is inconsistent")
     matrix = sparse.csr_matrix((data, indices, indptr), shape=(rows, n_features), copy=False)
-    return _Segment(matrix, pks, days)
+    vectors = None
+    if entry.get("dim"):
+        vectors = load("vectors")
+        if vectors.shape != (rows, int(entry["dim"])) or vectors.dtype != np.float32:
+            raise _CacheError(f"segment {name}'s paper vectors are inconsistent")
+    return _Segment(matrix, pks, days, vectors=vectors)
 
 
 class _Cache:
@@ -658,8 +721,10 @@ class _Cache:
         self.segments = segments
         self.feature_names = feature_names
         self.term_embedding = term_embedding
+        self.term_vectors = None if term_embedding is None else TermVectors(term_embedding)
 
     def index(self) -> CorpusIndex:
+        vectors = [s.vectors for s in self.segments]
         pks = np.concatenate([s.pks for s in self.segments])
         days = np.concatenate([s.days for s in self.segments])
         seg_of = np.concatenate(
@@ -682,6 +747,7 @@ class _Cache:
             local,
             vectorizer=self.vectorizer,
             term_embedding=self.term_embedding,
+            vector_segments=vectors if all(v is not None for v in vectors) else None,
         )
 
 
@@ -700,6 +766,9 @@ def _read_cache(directory: Path) -> _Cache:
         ):
             raise _CacheError("term vectors do not match the vocabulary")
         segments = [_read_segment(directory, e, n_features) for e in manifest["segments"]]
+        dim = None if embedding is None else embedding.shape[1]
+        if any(e.get("dim", 0) != (dim or 0) for e in manifest["segments"]):
+            raise _CacheError("paper vectors do not match the term vectors")
         return _Cache(manifest, vectorizer, segments, feature_names, embedding)
     except _CacheError:
         raise
@@ -728,6 +797,8 @@ def _files_of(manifest: dict[str, Any]) -> set[str]:
     for entry in manifest.get("segments", []):
         for part in ("data", "indices", "indptr", "pks", "days"):
             names.add(f"{entry['name']}.{part}.npy")
+        if entry.get("dim"):
+            names.add(f"{entry['name']}.vectors.npy")
     return names
 
 
@@ -778,6 +849,9 @@ def _append(
             _owned(sparse.vstack([s.matrix for s in tail], format="csr", dtype=np.float32)),
             np.concatenate([s.pks for s in tail]),
             np.concatenate([s.days for s in tail]),
+            vectors=None if cache.term_vectors is None else np.concatenate(
+                [np.asarray(s.vectors) for s in tail]
+            ),
         )
         entries = [entries[0], _write_segment(directory, merged)]
         segments = [segments[0], merged]
@@ -886,6 +960,8 @@ def _update(
         segment = _transform(cache.vectorizer, batches(), None)
     except _CacheError:
         return None
+    if cache.term_vectors is not None:
+        segment.vectors = cache.term_vectors.embed(segment.matrix)
     if progress is not None:
         progress(f"appended {segment.matrix.shape[0]:,} papers to the index")
     return _append(directory, cache, segment, snap)

@@ -67,29 +67,41 @@ def rank_rows(
     star_weights: np.ndarray | None = None,
     ranker: Ranker | None = None,
     background: np.ndarray | None = None,
+    vectors: np.ndarray | None = None,
 ) -> list[RankedRow]:
     """Fit on the stars (pushed away from dismissals) and return the best candidates.
 
     `background` overrides the background sample's rows (when `matrix` holds only the
     rows a caller gathered, the sample is chosen over the whole corpus by the caller).
+    `vectors`, row for row with `matrix`, are its papers' kept dense vectors
+    (`TermVectors.embed`), for a ranker with term vectors.
     """
     if limit <= 0 or len(candidate_rows) == 0 or len(star_rows) == 0:
         return []
     stars = list(star_rows)
     excluded = set(stars) | set(dismissed_rows)
     ranker = ranker or Ranker()
+    dismissed = list(dismissed_rows)
+    if background is None:
+        background = background_rows(matrix.shape[0], excluded)
+
+    def kept(rows: Sequence[int] | np.ndarray) -> np.ndarray | None:
+        return None if vectors is None else vectors[np.asarray(rows, dtype=np.int64)]
+
     ranker.fit(
         matrix[stars],
-        matrix[list(dismissed_rows)] if len(dismissed_rows) else None,
-        background=matrix[
-            background_rows(matrix.shape[0], excluded) if background is None else background
-        ],
+        matrix[dismissed] if dismissed else None,
+        background=matrix[background],
         star_weights=star_weights,
+        star_vectors=kept(stars),
+        dismissed_vectors=kept(dismissed) if dismissed else None,
+        background_vectors=kept(background),
     )
     candidates = matrix[candidate_rows]
-    scores = ranker.score(candidates)
+    scores = ranker.score(candidates, kept(candidate_rows))
     chosen = select(scores, candidates, limit)
-    reasons = ranker.explain(candidates[chosen], feature_names)
+    picked = kept(np.asarray(candidate_rows)[chosen])
+    reasons = ranker.explain(candidates[chosen], feature_names, vectors=picked)
     return [
         RankedRow(
             row=int(candidate_rows[i]),

@@ -70,8 +70,9 @@ def select_picks(
             local(dismissed_rows).tolist(),
             local(candidates),
             limit,
-            ranker=Ranker(term_embedding=index.term_embedding),
+            ranker=Ranker(term_embedding=index.term_vectors),
             background=local(background),
+            vectors=index.take_vectors(needed),
         )
     ]
     # The starred papers are loaded already; only the picks need reading.

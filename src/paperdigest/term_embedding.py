@@ -85,6 +85,53 @@ def fit_term_embedding(
     return vectors
 
 
+class TermVectors:
+    """Fitted term vectors, ready to turn papers into dense vectors (``embed``).
+
+    Built once from ``fit_term_embedding``'s table and shared by every Ranker fitted on the
+    same vocabulary: only the terms that have a vector are kept, in a compact table that
+    is faster to read than the full one (most of a paper's features, word pairs and rare
+    words, have none).
+    """
+
+    def __init__(self, table: np.ndarray) -> None:
+        table = np.asarray(table, np.float32)
+        if table.ndim != 2:
+            raise ValueError(f"term vectors must be a 2-d table, not shape {table.shape}")
+        used = np.flatnonzero(np.any(table != 0, axis=1))
+        self.n_features, self.dim = table.shape
+        self.vectors = np.ascontiguousarray(table[used])
+        self.slot = np.full(self.n_features, -1, np.int64)
+        self.slot[used] = np.arange(len(used))
+
+    def embed(self, rows: sp.spmatrix) -> np.ndarray:
+        """(n_rows x dim) float32: each row's sum of term vectors, unit length.
+
+        Which terms a paper has counts, not how often: the term vectors carry their own
+        weights. A paper with no such term gets a zero vector.
+        """
+        rows = sp.csr_matrix(rows)
+        if rows.shape[1] != self.n_features:
+            raise ValueError(
+                f"rows have {rows.shape[1]} features; the term vectors have {self.n_features}"
+            )
+        slot = self.slot[rows.indices]
+        has_vector = slot >= 0
+        # Kept entries before each row start are the new row starts.
+        indptr = np.concatenate([[0], np.cumsum(has_vector)])[rows.indptr]
+        present = sp.csr_matrix(
+            (np.ones(int(has_vector.sum()), np.float32), slot[has_vector], indptr),
+            shape=(rows.shape[0], self.vectors.shape[0]),
+        )
+        return unit_rows(np.asarray(present @ self.vectors, np.float32))
+
+
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms > 0, norms, 1.0)
+
+
 def _ppmi(binary: sp.csc_matrix, counts: np.ndarray, n_docs: int) -> sp.csr_matrix:
     """Positive PMI of term pairs seen together in at least MIN_PAIR_COUNT documents.
 
