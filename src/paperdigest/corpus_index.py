@@ -154,6 +154,8 @@ class CorpusIndex:
             pieces.append(self.segments[int(s)][locals_[mask]])
             where.append(np.flatnonzero(mask))
         stacked = sparse.vstack(pieces, format="csr", dtype=np.float32)
+        if bool(np.all(segs[1:] >= segs[:-1])):
+            return _owned(stacked)  # rows asked in segment order: already in place
         order = np.concatenate(where)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))

@@ -8,9 +8,9 @@ starred / dismissed papers and today's candidates, then calls ``Ranker.fit`` / `
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import pairwise, repeat
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,17 +56,59 @@ class PaperAnalyzer:
     def __init__(self, stem_len: int = 5) -> None:
         self.stem_len = stem_len
 
-    def __call__(self, doc: str) -> list[str]:
-        words = [
+    def words(self, doc: str) -> list[str]:
+        return [
             w
             for w in _TOKEN.findall(strip_accents_unicode(doc.lower()))
             if w not in ENGLISH_STOP_WORDS
         ]
+
+    def __call__(self, doc: str) -> list[str]:
+        words = self.words(doc)
         feats = list(words)
         if self.stem_len:
             feats += [STEM_MARK + w[: self.stem_len] for w in words]
         feats += [f"{a} {b}" for a, b in pairwise(words)]
         return feats
+
+    def feature_ids(self, vocabulary: dict[str, int]) -> Callable[[str], list[int]]:
+        """doc -> vocabulary ids of its features, repeats kept, in no particular order.
+
+        The same ids as ``[vocabulary[f] for f in self(doc) if f in vocabulary]``, without
+        building most feature strings: a word's hash is computed once and cached by Python,
+        so pairs are looked up as tuples of words, and stems once per distinct word.
+        """
+        words: dict[str, int] = {}
+        stems: dict[str, int] = {}
+        pairs: dict[tuple[str, ...], int] = {}
+        for name, j in vocabulary.items():
+            i = int(j)  # scikit-learn stores NumPy integers, slow to compare and collect
+            if " " in name:
+                pairs[tuple(name.split(" "))] = i
+            elif name.startswith(STEM_MARK):
+                stems[name] = i
+            else:
+                words[name] = i
+        word_id, pair_id, stem_id = words.get, pairs.get, stems.get
+        stem_of_word: dict[str, int] = {}  # filled as words are met
+        known_stem, missing = stem_of_word.get, -1
+        stem_len = self.stem_len
+
+        def ids(doc: str) -> list[int]:
+            ws = self.words(doc)
+            found = list(map(word_id, ws, repeat(missing)))
+            found += map(pair_id, pairwise(ws), repeat(missing))
+            if stem_len:
+                by_word = list(map(known_stem, ws))
+                if None in by_word:
+                    for w in ws:
+                        if w not in stem_of_word:
+                            stem_of_word[w] = stem_id(STEM_MARK + w[:stem_len], missing)
+                    by_word = list(map(known_stem, ws))
+                found += by_word
+            return [i for i in found if i >= 0]
+
+        return ids
 
     def __repr__(self) -> str:
         return f"PaperAnalyzer(stem_len={self.stem_len})"
@@ -78,8 +120,9 @@ class _SafeTfidfVectorizer(TfidfVectorizer):
     A 1-paper corpus trips "max_df corresponds to < documents than min_df", and a corpus of
     stop words only trips "empty vocabulary"; the shell must still produce a digest.
 
-    ``transform`` gives scikit-learn's matrix, bit for bit, in about half the time: most
-    of a paper's word pairs are not in the vocabulary, and scikit-learn pays for a caught
+    ``transform`` gives scikit-learn's matrix, bit for bit, in about half the time: it
+    does not build most feature strings (``PaperAnalyzer.feature_ids``), and most of a
+    paper's word pairs are not in the vocabulary, where scikit-learn pays for a caught
     KeyError on each (the daily append of new papers is mostly this).
     """
 
@@ -87,12 +130,19 @@ class _SafeTfidfVectorizer(TfidfVectorizer):
         if isinstance(raw_documents, str):
             raise ValueError("Iterable over raw text documents expected, string object received.")
         check_is_fitted(self, "idf_")
-        analyze = self.build_analyzer()
-        lookup = self.vocabulary_.get
+        if isinstance(self.analyzer, PaperAnalyzer):
+            ids = self.analyzer.feature_ids(self.vocabulary_)
+        else:
+            analyze = self.build_analyzer()
+            lookup = {name: int(i) for name, i in self.vocabulary_.items()}.get
+
+            def ids(doc: str) -> list[int]:
+                return [i for i in map(lookup, analyze(doc)) if i is not None]
+
         indices: list[int] = []
         indptr = [0]
         for doc in raw_documents:
-            indices.extend([i for i in map(lookup, analyze(doc)) if i is not None])
+            indices.extend(ids(doc))
             indptr.append(len(indices))
         counts = sp.csr_matrix(
             (
