@@ -7,8 +7,8 @@ divided by the number of relevant items) for three methods:
 
   centroid  TF-IDF centroid of the stars (Rocchio), arxiv-sanity-lite vectorizer
   asl-svm   arxiv-sanity-lite: LinearSVC(C=0.01, balanced), stars vs every other paper
-  paperdigest  paperdigest.ranking.Ranker with make_vectorizer and fit_term_embedding,
-               both fitted on all papers
+  paperdigest  paperdigest.ranking.Ranker with make_vectorizer, fit_term_embedding and
+               make_title_vectorizer (the title channel), all fitted on all papers
 
 The last stdout line is JSON with paperdigest's figures only.
 
@@ -37,11 +37,23 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "citeulike-a"
 
 try:
-    from paperdigest.ranking import Ranker, make_vectorizer, paper_text, select
+    from paperdigest.ranking import (
+        Ranker,
+        make_title_vectorizer,
+        make_vectorizer,
+        paper_text,
+        select,
+    )
     from paperdigest.term_embedding import TermVectors, fit_term_embedding
 except ImportError:  # fresh clone, package not installed
     sys.path.insert(0, str(ROOT / "src"))
-    from paperdigest.ranking import Ranker, make_vectorizer, paper_text, select
+    from paperdigest.ranking import (
+        Ranker,
+        make_title_vectorizer,
+        make_vectorizer,
+        paper_text,
+        select,
+    )
     from paperdigest.term_embedding import TermVectors, fit_term_embedding
 
 KS = (10, 20, 50, 100)
@@ -61,11 +73,13 @@ def open_text(path: Path) -> Iterator[str]:
 
 def load(
     papers_path: Path, users_path: Path, cold_path: Path
-) -> tuple[list[str], np.ndarray, list[User]]:
-    """Texts by row, cold rows, and evaluable users; paper ids need not be contiguous."""
+) -> tuple[list[str], list[str], np.ndarray, list[User]]:
+    """Texts and titles by row, cold rows, and evaluable users; paper ids need not be
+    contiguous."""
     papers = [json.loads(line) for line in open_text(papers_path)]
     row = {p["id"]: i for i, p in enumerate(papers)}
     texts = [paper_text(p.get("title") or "", p.get("abstract") or "") for p in papers]
+    titles = [p.get("title") or "" for p in papers]
     cold_ids = {int(tok) for tok in cold_path.read_text().split()}
     cold = np.array(sorted(row[i] for i in cold_ids if i in row), dtype=np.int64)
     is_cold = np.zeros(len(papers), bool)
@@ -78,7 +92,7 @@ def load(
         stars, rel = lib[~is_cold[lib]], lib[is_cold[lib]]
         if stars.size and rel.size:
             users.append((stars, cand_pos[rel]))
-    return texts, cold, users
+    return texts, titles, cold, users
 
 
 def evaluate(name: str, users: list[User], top_of: Scorer) -> tuple[np.ndarray, float]:
@@ -125,12 +139,17 @@ def main() -> None:
     ap.add_argument(
         "--no-term-vectors",
         action="store_true",
-        help="rank with the TF-IDF half of paperdigest's ranker only (the 2026-11-24 release)",
+        help="rank without the term vectors (with --no-titles: the 2026-11-24 release)",
+    )
+    ap.add_argument(
+        "--no-titles",
+        action="store_true",
+        help="rank without the title n-gram channel (the 2026-11-25 release)",
     )
     args = ap.parse_args()
 
     log(f"loading {args.papers}")
-    texts, cold, users = load(args.papers, args.users, args.cold)
+    texts, titles, cold, users = load(args.papers, args.users, args.cold)
     if args.limit_users and args.limit_users < len(users):
         pick = np.random.default_rng(args.seed)
         keep = np.sort(pick.choice(len(users), args.limit_users, replace=False))
@@ -174,6 +193,11 @@ def main() -> None:
         f"term vectors fitted in {time.perf_counter() - t0:.1f} s"
     )
 
+    # The title channel's n-grams, fitted on every title as the shell does.
+    title_vec = make_title_vectorizer(n_papers)
+    t = None if args.no_titles else sp.csr_matrix(title_vec.fit_transform(titles), dtype=np.float32)
+    t_cand = None if t is None else t[cold]
+    t_bg = None if t is None else t[bg_rows]
     # Every paper's vector is computed once, as the shell's index keeps them.
     term_vectors = None if embedding is None else TermVectors(embedding)
     vectors = None if term_vectors is None else term_vectors.embed(x)
@@ -183,9 +207,14 @@ def main() -> None:
 
     def paperdigest(stars: np.ndarray) -> np.ndarray:
         ranker = Ranker(term_embedding=term_vectors).fit(
-            x[stars], background=x_bg, star_vectors=kept(stars), background_vectors=kept(bg_rows)
+            x[stars],
+            background=x_bg,
+            star_vectors=kept(stars),
+            background_vectors=kept(bg_rows),
+            star_titles=None if t is None else t[stars],
+            background_titles=t_bg,
         )
-        return select(ranker.score(x_cand, kept(cold)), x_cand, 100)
+        return select(ranker.score(x_cand, kept(cold), t_cand), x_cand, 100)
 
     methods: list[tuple[str, Scorer]] = [("centroid", centroid)]
     if not args.skip_svm:

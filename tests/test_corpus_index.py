@@ -120,33 +120,41 @@ def test_new_papers_are_appended_with_the_same_vocabulary(
     ] * 5
 
 
-def _assert_vectors_kept(index: corpus_index.CorpusIndex) -> None:
-    """The kept paper vectors are what the term vectors make of the kept rows."""
+def _assert_vectors_kept(index: corpus_index.CorpusIndex, store: Store | None = None) -> None:
+    """The kept paper vectors are what the term vectors make of the kept rows, and the kept
+    title n-grams what the title vectorizer makes of the papers' current titles."""
     assert index.term_vectors is not None and index.vector_segments is not None
     rows = np.arange(index.n_rows)
     np.testing.assert_allclose(
         index.take_vectors(rows), index.term_vectors.embed(index.take(rows)), atol=1e-6
     )
+    if store is not None:
+        assert index.title_vectorizer is not None
+        titles = {p.pk: p.title for p in store.papers([int(pk) for pk in index.pks])}
+        expected = index.title_vectorizer.transform([titles[int(pk)] for pk in index.pks])
+        kept = index.take_titles(rows)
+        assert kept is not None and kept.shape == expected.shape
+        np.testing.assert_allclose(kept.toarray(), expected.toarray(), rtol=1e-6)
 
 
-def test_paper_vectors_are_kept_through_appends_changes_and_merges(
+def test_paper_vectors_and_titles_are_kept_through_appends_changes_and_merges(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(corpus_index, "CHUNK", 7)  # the first segment embedded in chunks
     monkeypatch.setattr(corpus_index, "MAX_SEGMENTS", 2)  # the third append merges
-    _assert_vectors_kept(open_index(store))
+    _assert_vectors_kept(open_index(store), store)
     newest = date.fromisoformat(store.conn.execute("SELECT max(listed) FROM papers").fetchone()[0])
     _no_full_build(monkeypatch)
     for round_ in range(3):
         store.ingest(_new_records(4, newest, first=4 * round_))
         pk = int(store.conn.execute("SELECT min(pk) FROM papers").fetchone()[0])
         store.conn.execute(
-            "UPDATE papers SET abstract = abstract || ? WHERE pk = ?",
-            (f" Galaxy redshift survey {round_}.", pk),
+            "UPDATE papers SET abstract = abstract || ?, title = title || ? WHERE pk = ?",
+            (f" Galaxy redshift survey {round_}.", f" revisited {round_}", pk),
         )
         with _fresh(store) as again:
             index = open_index(again)
-            _assert_vectors_kept(index)
+            _assert_vectors_kept(index, again)
             assert index.n_rows == again.count_papers()
     assert len(index.segments) == 2  # merged, vectors and all
 
@@ -176,7 +184,9 @@ def test_a_grown_corpus_refits_the_vocabulary(store: Store) -> None:
     assert manifest["fit_count"] == fit_count + grow
 
 
-@pytest.mark.parametrize("victim", ["manifest", "vectorizer", "segment", "vectors", "settings"])
+@pytest.mark.parametrize(
+    "victim", ["manifest", "vectorizer", "segment", "vectors", "titles", "settings"]
+)
 def test_a_corrupt_cache_is_rebuilt(store: Store, victim: str) -> None:
     # Read before the damage: the built index is memory-mapped from the very files damaged
     # in place below (the cache itself only ever writes new files).
@@ -187,8 +197,8 @@ def test_a_corrupt_cache_is_rebuilt(store: Store, victim: str) -> None:
         (directory / MANIFEST).write_text("{not json")
     elif victim == "vectorizer":
         (directory / manifest["vectorizer"]).write_bytes(b"\x80garbage")
-    elif victim in ("segment", "vectors"):
-        part = "data" if victim == "segment" else "vectors"
+    elif victim in ("segment", "vectors", "titles"):
+        part = {"segment": "data", "vectors": "vectors", "titles": "tindptr"}[victim]
         path = directory / f"{manifest['segments'][0]['name']}.{part}.npy"
         path.write_bytes(path.read_bytes()[:100])
     else:

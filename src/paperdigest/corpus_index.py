@@ -34,6 +34,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ import sklearn
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from paperdigest.ranking import make_vectorizer, paper_text
+from paperdigest.ranking import make_title_vectorizer, make_vectorizer, paper_text
 from paperdigest.recommend import eligible_day_rows
 from paperdigest.store import Store
 from paperdigest.term_embedding import (
@@ -96,6 +97,8 @@ class CorpusIndex:
         vectorizer: TfidfVectorizer | None = None,
         term_embedding: np.ndarray | None = None,
         vector_segments: list[np.ndarray] | None = None,
+        title_vectorizer: TfidfVectorizer | None = None,
+        title_segments: list[sparse.csr_matrix] | None = None,
     ) -> None:
         self.pks = np.asarray(pks, dtype=np.int64)
         self.listed_days = np.asarray(listed_days, dtype=np.int32)  # date.toordinal()
@@ -110,6 +113,9 @@ class CorpusIndex:
         self.term_vectors = None if term_embedding is None else TermVectors(term_embedding)
         # Per segment, its rows' TermVectors.embed; None: computed on demand.
         self.vector_segments = vector_segments
+        # Title character n-grams (`make_title_vectorizer`), segment for segment.
+        self.title_vectorizer = title_vectorizer
+        self.title_segments = title_segments
         self._matrix: sparse.csr_matrix | None = None
 
     @property
@@ -140,18 +146,33 @@ class CorpusIndex:
 
     def take(self, rows: Sequence[int] | np.ndarray) -> sparse.csr_matrix:
         """float32 CSR of the given rows, in the given order."""
+        return self._gather(self.segments, rows, self.n_features)
+
+    def take_titles(self, rows: Sequence[int] | np.ndarray) -> sparse.csr_matrix | None:
+        """The given rows' title n-grams, or None when the index has none."""
+        if self.title_segments is None or self.title_vectorizer is None:
+            return None
+        n_features = len(self.title_vectorizer.vocabulary_)
+        return self._gather(self.title_segments, rows, n_features)
+
+    def _gather(
+        self,
+        segments: list[sparse.csr_matrix],
+        rows: Sequence[int] | np.ndarray,
+        n_features: int,
+    ) -> sparse.csr_matrix:
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
-            return sparse.csr_matrix((0, self.n_features), dtype=np.float32)
+            return sparse.csr_matrix((0, n_features), dtype=np.float32)
         segs = self.seg_of[rows]
         locals_ = self.local_row[rows]
-        if len(self.segments) == 1:
-            return _owned(self.segments[0][locals_])
+        if len(segments) == 1:
+            return _owned(segments[0][locals_])
         pieces: list[sparse.csr_matrix] = []
         where: list[np.ndarray] = []
         for s in np.unique(segs):
             mask = segs == s
-            pieces.append(self.segments[int(s)][locals_[mask]])
+            pieces.append(segments[int(s)][locals_[mask]])
             where.append(np.flatnonzero(mask))
         stacked = sparse.vstack(pieces, format="csr", dtype=np.float32)
         if bool(np.all(segs[1:] >= segs[:-1])):
@@ -234,41 +255,71 @@ class _Segment:
         days: np.ndarray,
         entry: dict[str, Any] | None = None,
         vectors: np.ndarray | None = None,
+        titles: sparse.csr_matrix | None = None,
     ) -> None:
         self.matrix = matrix
+        self.titles = titles  # the rows' title n-grams
         self.pks = pks
         self.days = days
         self.entry = entry  # its manifest entry once its files are written
         self.vectors = vectors  # its rows' TermVectors.embed, when the index has term vectors
 
 
+@dataclass(frozen=True)
+class _Vectorizers:
+    """The fitted vocabularies: words of title + abstract, and title character n-grams."""
+
+    words: TfidfVectorizer
+    titles: TfidfVectorizer
+
+    @property
+    def n_words(self) -> int:
+        return len(self.words.vocabulary_)
+
+    @property
+    def n_titles(self) -> int:
+        return len(self.titles.vocabulary_)
+
+    def transform(self, batch: list[Any]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """(pk, title, abstract, listed) rows -> their word and title n-gram matrices."""
+        words = self.words.transform([paper_text(r[1], r[2]) for r in batch])
+        titles = self.titles.transform([r[1] or "" for r in batch])
+        return _owned(words), _owned(titles)
+
+
 def _transform(
-    vectorizer: TfidfVectorizer, batches: Iterator[list[Any]], progress: Progress | None
+    vectorizers: _Vectorizers, batches: Iterator[list[Any]], progress: Progress | None
 ) -> _Segment:
-    mats: list[sparse.csr_matrix] = []
+    words: list[sparse.csr_matrix] = []
+    titles: list[sparse.csr_matrix] = []
     pks: list[np.ndarray] = []
     days: list[np.ndarray] = []
     done = 0
     for batch in batches:
-        mats.append(
-            sparse.csr_matrix(
-                vectorizer.transform([paper_text(r[1], r[2]) for r in batch]), dtype=np.float32
-            )
-        )
+        w, t = vectorizers.transform(batch)
+        words.append(w)
+        titles.append(t)
         pks.append(np.fromiter((r[0] for r in batch), np.int64, len(batch)))
         days.append(np.fromiter((_day(r[3]) for r in batch), np.int32, len(batch)))
         done += len(batch)
         if progress is not None:
             progress(f"transformed {done:,} papers")
-    n_features = len(vectorizer.vocabulary_)
-    if not mats:
+    if not words:
         return _Segment(
-            sparse.csr_matrix((0, n_features), dtype=np.float32),
+            sparse.csr_matrix((0, vectorizers.n_words), dtype=np.float32),
             np.zeros(0, np.int64),
             np.zeros(0, np.int32),
+            titles=sparse.csr_matrix((0, vectorizers.n_titles), dtype=np.float32),
         )
-    matrix = sparse.vstack(mats, format="csr", dtype=np.float32) if len(mats) > 1 else mats[0]
-    return _Segment(_owned(matrix), np.concatenate(pks), np.concatenate(days))
+    return _Segment(
+        _stack_rows(words), np.concatenate(pks), np.concatenate(days), titles=_stack_rows(titles)
+    )
+
+
+def _stack_rows(mats: list[sparse.csr_matrix]) -> sparse.csr_matrix:
+    if len(mats) == 1:
+        return mats[0]
+    return _owned(sparse.vstack(mats, format="csr", dtype=np.float32))
 
 
 def _copy_to_npy(out: Any, raw: Path, src: type, dtype: type, count: int) -> None:
@@ -286,9 +337,56 @@ def _copy_to_npy(out: Any, raw: Path, src: type, dtype: type, count: int) -> Non
             out.write(block.astype(dtype, copy=False).tobytes())
 
 
+class _CsrSink:
+    """One CSR matrix written a chunk of rows at a time, then published as `.npy` parts."""
+
+    def __init__(self, directory: Path, name: str, prefix: str) -> None:
+        self.directory, self.name, self.prefix = directory, name, prefix
+        # Dot-prefixed: a crash leaves files `_publish` deletes once they are stale.
+        self.raw = {
+            part: directory / f".{name}.{prefix}{part}.raw" for part in ("data", "indices")
+        }
+        self.data_out = open(self.raw["data"], "wb")  # noqa: SIM115 (closed in finish/discard)
+        self.indices_out = open(self.raw["indices"], "wb")  # noqa: SIM115
+        self.offsets: list[np.ndarray] = [np.zeros(1, np.int64)]
+        self.nnz = 0
+
+    def add(self, m: sparse.csr_matrix) -> None:
+        self.data_out.write(m.data.astype(np.float32, copy=False).tobytes())
+        # Column numbers are below the vocabulary size, so int32 always holds them.
+        self.indices_out.write(m.indices.astype(np.int32, copy=False).tobytes())
+        self.offsets.append(m.indptr[1:].astype(np.int64) + self.nnz)
+        self.nnz += m.nnz
+
+    def finish(self) -> None:
+        self.data_out.close()
+        self.indices_out.close()
+        nnz = self.nnz
+        index_dtype = np.int32 if nnz < 2**31 - 1 else np.int64
+        for part, src, dtype in (
+            ("data", np.float32, np.float32),
+            ("indices", np.int32, index_dtype),
+        ):
+            _atomic_write(
+                self.directory / f"{self.name}.{self.prefix}{part}.npy",
+                lambda h, p=part, s=src, d=dtype: _copy_to_npy(h, self.raw[p], s, d, nnz),
+            )
+        indptr = np.concatenate(self.offsets).astype(index_dtype)
+        _atomic_write(
+            self.directory / f"{self.name}.{self.prefix}indptr.npy",
+            lambda h: np.save(h, indptr),
+        )
+
+    def discard(self) -> None:
+        self.data_out.close()
+        self.indices_out.close()
+        for path in self.raw.values():
+            path.unlink(missing_ok=True)
+
+
 def _transform_to_disk(
     directory: Path,
-    vectorizer: TfidfVectorizer,
+    vectorizers: _Vectorizers,
     batches: Iterator[list[Any]],
     progress: Progress | None,
 ) -> _Segment:
@@ -299,45 +397,34 @@ def _transform_to_disk(
     """
     directory.mkdir(parents=True, exist_ok=True)
     name = f"seg-{uuid.uuid4().hex[:12]}"
-    # Dot-prefixed: a crash leaves files `_publish` deletes once they are stale.
-    raw = {part: directory / f".{name}.{part}.raw" for part in ("data", "indices")}
-    offsets: list[np.ndarray] = [np.zeros(1, np.int64)]
+    sinks = {"words": _CsrSink(directory, name, ""), "titles": _CsrSink(directory, name, "t")}
     pks: list[np.ndarray] = []
     days: list[np.ndarray] = []
-    nnz = done = 0
+    done = 0
     try:
-        with open(raw["data"], "wb") as data_out, open(raw["indices"], "wb") as indices_out:
-            for batch in batches:
-                m = _owned(vectorizer.transform([paper_text(r[1], r[2]) for r in batch]))
-                data_out.write(m.data.astype(np.float32, copy=False).tobytes())
-                # Column numbers are below the vocabulary size, so int32 always holds them.
-                indices_out.write(m.indices.astype(np.int32, copy=False).tobytes())
-                offsets.append(m.indptr[1:].astype(np.int64) + nnz)
-                nnz += m.nnz
-                pks.append(np.fromiter((r[0] for r in batch), np.int64, len(batch)))
-                days.append(np.fromiter((_day(r[3]) for r in batch), np.int32, len(batch)))
-                done += len(batch)
-                del m
-                if progress is not None:
-                    progress(f"transformed {done:,} papers")
-        index_dtype = np.int32 if nnz < 2**31 - 1 else np.int64
-        for part, dtype in (("data", np.float32), ("indices", index_dtype)):
-            _atomic_write(
-                directory / f"{name}.{part}.npy",
-                lambda h, p=part, d=dtype: _copy_to_npy(h, raw[p], np.float32 if p == "data"
-                                                        else np.int32, d, nnz),
-            )
+        for batch in batches:
+            w, t = vectorizers.transform(batch)
+            sinks["words"].add(w)
+            sinks["titles"].add(t)
+            pks.append(np.fromiter((r[0] for r in batch), np.int64, len(batch)))
+            days.append(np.fromiter((_day(r[3]) for r in batch), np.int32, len(batch)))
+            done += len(batch)
+            del w, t
+            if progress is not None:
+                progress(f"transformed {done:,} papers")
+        for sink in sinks.values():
+            sink.finish()
     finally:
-        for path in raw.values():
-            path.unlink(missing_ok=True)
+        for sink in sinks.values():
+            sink.discard()
     for part, array in (
-        ("indptr", np.concatenate(offsets).astype(index_dtype)),
         ("pks", np.concatenate(pks) if pks else np.zeros(0, np.int64)),
         ("days", np.concatenate(days) if days else np.zeros(0, np.int32)),
     ):
         _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
-    entry = {"name": name, "rows": done, "nnz": nnz}
-    segment = _read_segment(directory, entry, len(vectorizer.vocabulary_))
+    entry = {"name": name, "rows": done, "nnz": sinks["words"].nnz,
+             "title_nnz": sinks["titles"].nnz}
+    segment = _read_segment(directory, entry, vectorizers.n_words, vectorizers.n_titles)
     segment.entry = entry
     return segment
 
@@ -493,11 +580,21 @@ def _fit(docs: list[str]) -> TfidfVectorizer:
     return vectorizer
 
 
+def _fit_titles(titles: list[str]) -> TfidfVectorizer:
+    """Fit the title n-gram vectorizer (titles are short: scikit-learn's own fit will do)."""
+    vectorizer = make_title_vectorizer(len(titles))
+    vectorizer.fit(titles)
+    vectorizer.stop_words_ = None
+    return vectorizer
+
+
 def _settings_key() -> str:
     """What the cache must agree with: formats, library version and ranking settings."""
-    params = make_vectorizer(FIT_SAMPLE).get_params()
-    params.pop("dtype", None)
-    described = {k: repr(v) for k, v in sorted(params.items())}
+    described = {}
+    for key, make in (("words", make_vectorizer), ("titles", make_title_vectorizer)):
+        params = make(FIT_SAMPLE).get_params()
+        params.pop("dtype", None)
+        described[key] = {k: repr(v) for k, v in sorted(params.items())}
     return json.dumps(
         {
             "format": FORMAT_VERSION,
@@ -550,7 +647,7 @@ class _read_snapshot:
 
 def _full_build(
     conn: sqlite3.Connection, progress: Progress | None, directory: Path | None = None
-) -> tuple[TfidfVectorizer, np.ndarray | None, _Segment, _Snapshot] | None:
+) -> tuple[_Vectorizers, np.ndarray | None, _Segment, _Snapshot] | None:
     """Fit and transform the whole corpus. With `directory`, the matrix is written there
     as it is built and the segment returned is memory-mapped (its `entry` is set)."""
     snap = _Snapshot(conn)
@@ -559,10 +656,10 @@ def _full_build(
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     if snap.count <= FIT_SAMPLE:
-        docs = [
-            paper_text(r[0], r[1])
-            for r in conn.execute("SELECT title, abstract FROM papers ORDER BY pk")
-        ]
+        rows = conn.execute("SELECT title, abstract FROM papers ORDER BY pk").fetchall()
+        docs = [paper_text(r[0], r[1]) for r in rows]
+        titles = [r[0] or "" for r in rows]
+        del rows
     else:
         all_pks = np.fromiter(
             (r[0] for r in conn.execute("SELECT pk FROM papers ORDER BY pk")),
@@ -571,21 +668,24 @@ def _full_build(
         )
         sample = all_pks[np.unique(np.linspace(0, snap.count - 1, FIT_SAMPLE).astype(np.int64))]
         del all_pks
-        docs = [paper_text(r[1], r[2]) for batch in _texts_by_pk(conn, sample) for r in batch]
+        docs, titles = [], []
+        for batch in _texts_by_pk(conn, sample):
+            docs += [paper_text(r[1], r[2]) for r in batch]
+            titles += [r[1] or "" for r in batch]
     if progress is not None:
         progress(f"fitting the vocabulary on {len(docs):,} of {snap.count:,} papers")
-    vectorizer = _fit(docs)
-    del docs
+    vectorizers = _Vectorizers(_fit(docs), _fit_titles(titles))
+    del docs, titles
     # Then every paper, a chunk at a time (the fit's own matrix is never built or kept).
     batches = _rows(conn, "SELECT pk, title, abstract, listed FROM papers ORDER BY pk", ())
     if directory is not None:
-        segment = _transform_to_disk(directory, vectorizer, batches, progress)
+        segment = _transform_to_disk(directory, vectorizers, batches, progress)
     else:
-        segment = _transform(vectorizer, batches, progress)
+        segment = _transform(vectorizers, batches, progress)
     if progress is not None and segment.matrix.shape[0] >= MIN_DOCS:
         n = min(segment.matrix.shape[0], EMBED_DOCS)
         progress(f"learning which words go together from {n:,} papers")
-    embedding = fit_term_embedding(segment.matrix, vectorizer.get_feature_names_out())
+    embedding = fit_term_embedding(segment.matrix, vectorizers.words.get_feature_names_out())
     if embedding is not None:
         term_vectors = TermVectors(embedding)
         if progress is not None:
@@ -594,7 +694,7 @@ def _full_build(
             segment.vectors = term_vectors.embed(segment.matrix)
         else:
             segment.vectors = _write_vectors(directory, segment, term_vectors)
-    return vectorizer, embedding, segment, snap
+    return vectorizers, embedding, segment, snap
 
 
 def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
@@ -603,15 +703,17 @@ def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
         built = _full_build(conn, progress)
     if built is None:
         return _empty_index()
-    vectorizer, embedding, segment, _ = built
+    vectorizers, embedding, segment, _ = built
     return CorpusIndex(
         segment.pks,
         segment.days,
-        vectorizer.get_feature_names_out(),
+        vectorizers.words.get_feature_names_out(),
         [segment.matrix],
-        vectorizer=vectorizer,
+        vectorizer=vectorizers.words,
         term_embedding=embedding,
         vector_segments=None if segment.vectors is None else [segment.vectors],
+        title_vectorizer=vectorizers.titles,
+        title_segments=[segment.titles] if segment.titles is not None else None,
     )
 
 
@@ -653,10 +755,19 @@ def _write_segment(directory: Path, segment: _Segment) -> dict[str, Any]:
     ]
     if segment.vectors is not None:
         parts.append(("vectors", np.asarray(segment.vectors, np.float32)))
+    t = segment.titles
+    assert t is not None
+    t_dtype = np.int32 if t.nnz < 2**31 - 1 else np.int64
+    parts += [
+        ("tdata", t.data.astype(np.float32, copy=False)),
+        ("tindices", t.indices.astype(t_dtype, copy=False)),
+        ("tindptr", t.indptr.astype(t_dtype, copy=False)),
+    ]
     for part, array in parts:
         _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
     dim = 0 if segment.vectors is None else int(segment.vectors.shape[1])
-    return {"name": name, "rows": int(m.shape[0]), "nnz": int(m.nnz), "dim": dim}
+    return {"name": name, "rows": int(m.shape[0]), "nnz": int(m.nnz), "dim": dim,
+            "title_nnz": int(t.nnz)}
 
 
 def _write_vectors(directory: Path, segment: _Segment, term_vectors: TermVectors) -> np.ndarray:
@@ -680,31 +791,39 @@ def _write_vectors(directory: Path, segment: _Segment, term_vectors: TermVectors
     return np.load(directory / f"{name}.vectors.npy", mmap_mode="r", allow_pickle=False)
 
 
-def _read_segment(directory: Path, entry: dict[str, Any], n_features: int) -> _Segment:
+def _read_segment(
+    directory: Path, entry: dict[str, Any], n_features: int, n_title_features: int
+) -> _Segment:
     name = entry["name"]
 
     def load(part: str) -> np.ndarray:
         return np.load(directory / f"{name}.{part}.npy", mmap_mode="r", allow_pickle=False)
 
-    data, indices, indptr = load("data"), load("indices"), load("indptr")
-    pks, days = np.asarray(load("pks")), np.asarray(load("days"))
     rows = int(entry["rows"])
-    if (
-        len(indptr) != rows + 1
-        or len(pks) != rows
-        or len(days) != rows
-        or int(indptr[-1]) != len(data)
-        or len(data) != len(indices)
-        or data.dtype != np.float32
-    ):
+
+    def csr(prefix: str, n_cols: int) -> sparse.csr_matrix:
+        data, indices = load(f"{prefix}data"), load(f"{prefix}indices")
+        indptr = load(f"{prefix}indptr")
+        if (
+            len(indptr) != rows + 1
+            or int(indptr[-1]) != len(data)
+            or len(data) != len(indices)
+            or data.dtype != np.float32
+        ):
+            raise _CacheError(f"segment {name} is inconsistent")
+        return sparse.csr_matrix((data, indices, indptr), shape=(rows, n_cols), copy=False)
+
+    pks, days = np.asarray(load("pks")), np.asarray(load("days"))
+    if len(pks) != rows or len(days) != rows:
         raise _CacheError(f"segment {name} is inconsistent")
-    matrix = sparse.csr_matrix((data, indices, indptr), shape=(rows, n_features), copy=False)
+    matrix = csr("", n_features)
+    titles = csr("t", n_title_features)
     vectors = None
     if entry.get("dim"):
         vectors = load("vectors")
         if vectors.shape != (rows, int(entry["dim"])) or vectors.dtype != np.float32:
             raise _CacheError(f"segment {name}'s paper vectors are inconsistent")
-    return _Segment(matrix, pks, days, vectors=vectors)
+    return _Segment(matrix, pks, days, vectors=vectors, titles=titles)
 
 
 class _Cache:
@@ -713,13 +832,13 @@ class _Cache:
     def __init__(
         self,
         manifest: dict[str, Any],
-        vectorizer: TfidfVectorizer,
+        vectorizers: _Vectorizers,
         segments: list[_Segment],
         feature_names: np.ndarray,
         term_embedding: np.ndarray | None,
     ) -> None:
         self.manifest = manifest
-        self.vectorizer = vectorizer
+        self.vectorizers = vectorizers
         self.segments = segments
         self.feature_names = feature_names
         self.term_embedding = term_embedding
@@ -747,9 +866,11 @@ class _Cache:
             [s.matrix for s in self.segments],
             seg_of,
             local,
-            vectorizer=self.vectorizer,
+            vectorizer=self.vectorizers.words,
             term_embedding=self.term_embedding,
             vector_segments=vectors if all(v is not None for v in vectors) else None,
+            title_vectorizer=self.vectorizers.titles,
+            title_segments=[s.titles for s in self.segments],  # type: ignore[misc]
         )
 
 
@@ -759,19 +880,25 @@ def _read_cache(directory: Path) -> _Cache:
         if manifest.get("settings") != _settings_key():
             raise _CacheError("written with other settings")
         with open(directory / manifest["vectorizer"], "rb") as handle:
-            vectorizer, feature_names, embedding = pickle.load(handle)
-        if not isinstance(vectorizer, TfidfVectorizer):
+            vectorizer, feature_names, embedding, title_vectorizer = pickle.load(handle)
+        if not isinstance(vectorizer, TfidfVectorizer) or not isinstance(
+            title_vectorizer, TfidfVectorizer
+        ):
             raise _CacheError("not a vectorizer")
+        vectorizers = _Vectorizers(vectorizer, title_vectorizer)
         n_features = len(feature_names)
         if embedding is not None and (
             not isinstance(embedding, np.ndarray) or embedding.shape[:1] != (n_features,)
         ):
             raise _CacheError("term vectors do not match the vocabulary")
-        segments = [_read_segment(directory, e, n_features) for e in manifest["segments"]]
+        segments = [
+            _read_segment(directory, e, n_features, vectorizers.n_titles)
+            for e in manifest["segments"]
+        ]
         dim = None if embedding is None else embedding.shape[1]
         if any(e.get("dim", 0) != (dim or 0) for e in manifest["segments"]):
             raise _CacheError("paper vectors do not match the term vectors")
-        return _Cache(manifest, vectorizer, segments, feature_names, embedding)
+        return _Cache(manifest, vectorizers, segments, feature_names, embedding)
     except _CacheError:
         raise
     except Exception as exc:  # missing, truncated, unpicklable: all mean "no cache"
@@ -797,7 +924,7 @@ def _publish(directory: Path, manifest: dict[str, Any], previous: dict[str, Any]
 def _files_of(manifest: dict[str, Any]) -> set[str]:
     names = {str(manifest.get("vectorizer"))}
     for entry in manifest.get("segments", []):
-        for part in ("data", "indices", "indptr", "pks", "days"):
+        for part in ("data", "indices", "indptr", "pks", "days", "tdata", "tindices", "tindptr"):
             names.add(f"{entry['name']}.{part}.npy")
         if entry.get("dim"):
             names.add(f"{entry['name']}.vectors.npy")
@@ -806,17 +933,18 @@ def _files_of(manifest: dict[str, Any]) -> set[str]:
 
 def _write_full(
     directory: Path,
-    vectorizer: TfidfVectorizer,
+    vectorizers: _Vectorizers,
     embedding: np.ndarray | None,
     segment: _Segment,
     snap: _Snapshot,
     previous: dict[str, Any] | None,
 ) -> _Cache:
     directory.mkdir(parents=True, exist_ok=True)
-    feature_names = vectorizer.get_feature_names_out()
+    feature_names = vectorizers.words.get_feature_names_out()
     vec_name = f"vec-{uuid.uuid4().hex[:12]}.pkl"
     payload = pickle.dumps(
-        (vectorizer, feature_names, embedding), protocol=pickle.HIGHEST_PROTOCOL
+        (vectorizers.words, feature_names, embedding, vectorizers.titles),
+        protocol=pickle.HIGHEST_PROTOCOL,
     )
     _atomic_write(directory / vec_name, lambda h: h.write(payload))
     manifest = {
@@ -829,7 +957,7 @@ def _write_full(
         "segments": [segment.entry or _write_segment(directory, segment)],
     }
     _publish(directory, manifest, previous)
-    return _Cache(manifest, vectorizer, [segment], feature_names, embedding)
+    return _Cache(manifest, vectorizers, [segment], feature_names, embedding)
 
 
 def _append(
@@ -854,6 +982,9 @@ def _append(
             vectors=None if cache.term_vectors is None else np.concatenate(
                 [np.asarray(s.vectors) for s in tail]
             ),
+            titles=_owned(
+                sparse.vstack([s.titles for s in tail], format="csr", dtype=np.float32)
+            ),
         )
         entries = [entries[0], _write_segment(directory, merged)]
         segments = [segments[0], merged]
@@ -861,7 +992,7 @@ def _append(
                     segments=entries)
     _publish(directory, manifest, previous)
     return _Cache(
-        manifest, cache.vectorizer, segments, cache.feature_names, cache.term_embedding
+        manifest, cache.vectorizers, segments, cache.feature_names, cache.term_embedding
     )
 
 
@@ -906,9 +1037,9 @@ def open_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
             built = _full_build(conn, progress, directory)
             if built is None:
                 return _empty_index()
-            vectorizer, embedding, segment, snap = built
+            vectorizers, embedding, segment, snap = built
             previous = cache.manifest if cache else None
-            updated = _write_full(directory, vectorizer, embedding, segment, snap, previous)
+            updated = _write_full(directory, vectorizers, embedding, segment, snap, previous)
     index = updated.index()
     new_stamp = _manifest_stamp(directory)
     if new_stamp is not None:
@@ -959,7 +1090,7 @@ def _update(
         )
 
     try:
-        segment = _transform(cache.vectorizer, batches(), None)
+        segment = _transform(cache.vectorizers, batches(), None)
     except _CacheError:
         return None
     if cache.term_vectors is not None:

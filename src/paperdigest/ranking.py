@@ -114,6 +114,47 @@ class PaperAnalyzer:
         return f"PaperAnalyzer(stem_len={self.stem_len})"
 
 
+_WORDS = PaperAnalyzer()
+
+
+class TitleGramAnalyzer:
+    """Character n-grams of a title's words (stop words dropped), each word padded by spaces.
+
+    "Graph transformers" -> " gr", "gra", "rap", ..., "ers", "rs ". Titles that name one
+    thing differently ("microRNA" / "miRNA", "self-supervised" / "supervision") still share
+    grams; on CiteULike-a this channel adds +0.007 recall@100 (bench/README.md).
+    """
+
+    def __init__(self, sizes: tuple[int, ...] = (3,)) -> None:
+        self.sizes = sizes
+
+    def grams(self, word: str) -> list[str]:
+        padded = f" {word} "
+        return [padded[i : i + n] for n in self.sizes for i in range(max(len(padded) - n + 1, 1))]
+
+    def __call__(self, title: str) -> list[str]:
+        return [g for w in _WORDS.words(title) for g in self.grams(w)]
+
+    def feature_ids(self, vocabulary: dict[str, int]) -> Callable[[str], list[int]]:
+        """title -> vocabulary ids of its grams, repeats kept (each word's grams once)."""
+        lookup = {name: int(i) for name, i in vocabulary.items()}.get
+        of_word: dict[str, list[int]] = {}
+
+        def ids(title: str) -> list[int]:
+            out: list[int] = []
+            for w in _WORDS.words(title):
+                known = of_word.get(w)
+                if known is None:
+                    known = of_word[w] = [i for i in map(lookup, self.grams(w)) if i is not None]
+                out += known
+            return out
+
+        return ids
+
+    def __repr__(self) -> str:
+        return f"TitleGramAnalyzer(sizes={self.sizes})"
+
+
 class _SafeTfidfVectorizer(TfidfVectorizer):
     """TfidfVectorizer that degrades instead of raising on tiny or degenerate corpora.
 
@@ -130,7 +171,7 @@ class _SafeTfidfVectorizer(TfidfVectorizer):
         if isinstance(raw_documents, str):
             raise ValueError("Iterable over raw text documents expected, string object received.")
         check_is_fitted(self, "idf_")
-        if isinstance(self.analyzer, PaperAnalyzer):
+        if isinstance(self.analyzer, PaperAnalyzer | TitleGramAnalyzer):
             ids = self.analyzer.feature_ids(self.vocabulary_)
         else:
             analyze = self.build_analyzer()
@@ -199,6 +240,21 @@ def make_vectorizer(n_docs: int | None = None) -> TfidfVectorizer:
     )
 
 
+TITLE_GRAMS = (3,)
+
+
+def make_title_vectorizer(n_docs: int | None = None) -> TfidfVectorizer:
+    """TF-IDF of titles' character 3-grams (``TitleGramAnalyzer``), for the title channel."""
+    small = n_docs is not None and n_docs < 50
+    return _SafeTfidfVectorizer(
+        analyzer=TitleGramAnalyzer(TITLE_GRAMS),
+        token_pattern=None,
+        min_df=1 if small else 2,
+        max_df=1.0 if small else 0.5,
+        dtype=np.float32,
+    )
+
+
 @dataclass(frozen=True)
 class Reason:
     star: int | None  # row index into the `stars` matrix given to fit; None without stars
@@ -255,7 +311,16 @@ class Ranker:
     A caller that keeps the papers' vectors (``TermVectors.embed`` of the same rows, as the
     corpus index does) may pass them to ``fit`` / ``score`` / ``explain`` instead of having
     them recomputed; the scores are the same.
+
+    Given the rows' title n-grams (``make_title_vectorizer``; ``star_titles`` and so on), a
+    second, word-less Ranker scores them with the same interests, and ``title_weight`` x
+    its standardised score is added: +0.007 recall@100 on CiteULike-a.
     """
+
+    _PARAMS = (
+        "interest_threshold", "interest_power", "hub_weight", "var_prior", "dismissed_weight",
+        "knn", "knn_weight", "whiten_prior", "min_background",
+    )
 
     def __init__(
         self,
@@ -270,6 +335,7 @@ class Ranker:
         min_background: int = 50,
         term_embedding: np.ndarray | TermVectors | None = None,
         dense_weight: float = 1.0,
+        title_weight: float = 0.5,
     ) -> None:
         self.interest_threshold = interest_threshold
         self.interest_power = interest_power
@@ -282,6 +348,7 @@ class Ranker:
         self.min_background = min_background
         self.term_embedding = term_embedding
         self.dense_weight = dense_weight
+        self.title_weight = title_weight
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -294,8 +361,17 @@ class Ranker:
         star_vectors: np.ndarray | None = None,
         dismissed_vectors: np.ndarray | None = None,
         background_vectors: np.ndarray | None = None,
+        star_titles: sp.csr_matrix | None = None,
+        dismissed_titles: sp.csr_matrix | None = None,
+        background_titles: sp.csr_matrix | None = None,
+        interests: np.ndarray | None = None,
     ) -> Ranker:
-        """Learn the profile. ``*_vectors``: the same rows' ``TermVectors.embed``, if kept."""
+        """Learn the profile.
+
+        ``*_vectors``: the same rows' ``TermVectors.embed``, if kept. ``*_titles``: the same
+        rows' title n-grams, for the title channel. ``interests``: each star's interest
+        label, instead of grouping the stars here.
+        """
         n_features = stars.shape[1]
         self.stars_ = _l2_rows(stars)
         n_stars = self.stars_.shape[0]
@@ -306,7 +382,14 @@ class Ranker:
         if n_stars and (not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0):
             raise ValueError("star_weights must be finite, non-negative and not all zero")
         self.star_weights_ = w / w.max() if n_stars else w
-        self.interest_ = self._interests(self.stars_)
+        if interests is None:
+            self.interest_ = self._interests(self.stars_)
+        else:
+            self.interest_ = np.unique(np.asarray(interests), return_inverse=True)[1].ravel()
+            if self.interest_.shape[0] != n_stars:
+                raise ValueError(
+                    f"interests has {self.interest_.shape[0]} labels for {n_stars} stars"
+                )
         # profile . c is the weighted mean cosine to the stars, each interest damped by size.
         if n_stars:
             sizes = np.bincount(self.interest_).astype(np.float32)
@@ -340,8 +423,38 @@ class Ranker:
             self.term_weights_ = (centred * shrink).astype(np.float32)
             self.mu_weight_ = 0.0  # already folded into term_weights_
         self.n_features_in_ = n_features
+        # Each channel's score is standardised over the background before they are added.
+        self.lex_scale_: tuple[float, float] | None = None
+        if self.bg_var_ is not None and n_stars:
+            lexical = self._lexical_score(bg)
+            self.lex_scale_ = (float(lexical.mean()), _spread(lexical))
         self._fit_dense(pw, bg, star_vectors, dismissed_vectors, background_vectors)
+        self.titles_: Ranker | None = None
+        if (
+            star_titles is not None
+            and background_titles is not None
+            and self.title_weight > 0
+            and self.lex_scale_ is not None
+        ):
+            titles = Ranker(
+                **{name: getattr(self, name) for name in self._PARAMS}, title_weight=0.0
+            ).fit(
+                star_titles,
+                dismissed_titles,
+                background=background_titles,
+                star_weights=star_weights,
+                interests=self.interest_,
+            )
+            self.titles_ = titles if titles.lex_scale_ is not None else None
         return self
+
+    def standardised(self, candidates: sp.csr_matrix) -> np.ndarray:
+        """The lexical score put on the background's scale (mean 0, spread 1)."""
+        lexical = self._lexical_score(sp.csr_matrix(candidates))
+        if self.lex_scale_ is None:
+            return lexical
+        mean, sd = self.lex_scale_
+        return (lexical - mean) / sd
 
     def _fit_dense(
         self,
@@ -389,8 +502,8 @@ class Ranker:
         self.dense_stars_ = self._project(self.stars_, star_vectors)
         self.dense_profile_ = (pw @ self.dense_stars_).astype(np.float32)
         self.dense_dismissed_ = self._project(self.dismissed_, dismissed_vectors)
-        lexical, dense = self._lexical_score(bg), self._dense_rel(bg_dense)
-        self.scale_ = (lexical.mean(), _spread(lexical), dense.mean(), _spread(dense))
+        dense = self._dense_rel(bg_dense)
+        self.dense_scale_ = (float(dense.mean()), _spread(dense))
 
     def _embedded(self, rows: sp.csr_matrix, vectors: np.ndarray | None) -> np.ndarray:
         """The rows' paper vectors: the caller's, when given, else computed."""
@@ -457,19 +570,30 @@ class Ranker:
                 near[i : i + _CHUNK] = d.max(axis=1)
         return knn, near
 
-    def score(self, candidates: sp.csr_matrix, vectors: np.ndarray | None = None) -> np.ndarray:
-        """Higher is better. ``vectors``: the candidates' ``TermVectors.embed``, if kept."""
+    def score(
+        self,
+        candidates: sp.csr_matrix,
+        vectors: np.ndarray | None = None,
+        titles: sp.csr_matrix | None = None,
+    ) -> np.ndarray:
+        """Higher is better. ``vectors``: the candidates' ``TermVectors.embed``, if kept;
+        ``titles``: their title n-grams, required when the ranker was fitted with titles."""
         cand = sp.csr_matrix(candidates)  # no copy for CSR input: 1M rows must stay cheap
         if cand.dtype not in (np.float32, np.float64):
             cand = cand.astype(np.float32)
+        if self.titles_ is not None and (titles is None or titles.shape[0] != cand.shape[0]):
+            raise ValueError("this ranker was fitted with titles: pass the candidates' titles")
         if cand.shape[0] == 0:
             return np.zeros(0, np.float64)
-        lexical = self._lexical_score(cand)
-        if not self.dense_on_:
-            return lexical
-        lex_mean, lex_sd, dense_mean, dense_sd = self.scale_
-        dense = self._dense_score(cand, vectors)
-        return (lexical - lex_mean) / lex_sd + self.dense_weight * (dense - dense_mean) / dense_sd
+        if not self.dense_on_ and self.titles_ is None:
+            return self._lexical_score(cand)
+        total = self.standardised(cand)
+        if self.dense_on_:
+            dense_mean, dense_sd = self.dense_scale_
+            total += self.dense_weight * (self._dense_score(cand, vectors) - dense_mean) / dense_sd
+        if self.titles_ is not None:
+            total += self.title_weight * self.titles_.standardised(titles)
+        return total
 
     def _lexical_score(self, cand: sp.csr_matrix) -> np.ndarray:
         n_features = cand.shape[1]

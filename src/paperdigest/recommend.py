@@ -68,13 +68,15 @@ def rank_rows(
     ranker: Ranker | None = None,
     background: np.ndarray | None = None,
     vectors: np.ndarray | None = None,
+    titles: sparse.csr_matrix | None = None,
 ) -> list[RankedRow]:
     """Fit on the stars (pushed away from dismissals) and return the best candidates.
 
     `background` overrides the background sample's rows (when `matrix` holds only the
     rows a caller gathered, the sample is chosen over the whole corpus by the caller).
     `vectors`, row for row with `matrix`, are its papers' kept dense vectors
-    (`TermVectors.embed`), for a ranker with term vectors.
+    (`TermVectors.embed`), for a ranker with term vectors; `titles`, also row for row,
+    their title n-grams (`make_title_vectorizer`), for the ranker's title channel.
     """
     if limit <= 0 or len(candidate_rows) == 0 or len(star_rows) == 0:
         return []
@@ -88,6 +90,9 @@ def rank_rows(
     def kept(rows: Sequence[int] | np.ndarray) -> np.ndarray | None:
         return None if vectors is None else vectors[np.asarray(rows, dtype=np.int64)]
 
+    def title_rows(rows: Sequence[int] | np.ndarray) -> sparse.csr_matrix | None:
+        return None if titles is None else titles[np.asarray(rows, dtype=np.int64)]
+
     ranker.fit(
         matrix[stars],
         matrix[dismissed] if dismissed else None,
@@ -96,9 +101,12 @@ def rank_rows(
         star_vectors=kept(stars),
         dismissed_vectors=kept(dismissed) if dismissed else None,
         background_vectors=kept(background),
+        star_titles=title_rows(stars),
+        dismissed_titles=title_rows(dismissed) if dismissed else None,
+        background_titles=title_rows(background),
     )
     candidates = matrix[candidate_rows]
-    scores = ranker.score(candidates, kept(candidate_rows))
+    scores = ranker.score(candidates, kept(candidate_rows), title_rows(candidate_rows))
     chosen = select(scores, candidates, limit)
     picked = kept(np.asarray(candidate_rows)[chosen])
     reasons = ranker.explain(candidates[chosen], feature_names, vectors=picked)

@@ -73,6 +73,7 @@ def select_picks(
             ranker=Ranker(term_embedding=index.term_vectors),
             background=local(background),
             vectors=index.take_vectors(needed),
+            titles=index.take_titles(needed),
         )
     ]
     # The starred papers are loaded already; only the picks need reading.
