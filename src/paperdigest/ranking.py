@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import pairwise, repeat
+from itertools import chain, pairwise, repeat
 
 import numpy as np
 import scipy.sparse as sp
@@ -89,24 +89,25 @@ class PaperAnalyzer:
                 stems[name] = i
             else:
                 words[name] = i
-        word_id, pair_id, stem_id = words.get, pairs.get, stems.get
-        stem_of_word: dict[str, int] = {}  # filled as words are met
-        known_stem, missing = stem_of_word.get, -1
+        pair_id = pairs.get
+        # Each word's own id and its stem's id, found once per distinct word.
+        of_word: dict[str, tuple[int, ...]] = {}
         stem_len = self.stem_len
+
+        def learn(w: str) -> tuple[int, ...]:
+            found = [words.get(w), stems.get(STEM_MARK + w[:stem_len]) if stem_len else None]
+            of_word[w] = known = tuple(i for i in found if i is not None)
+            return known
 
         def ids(doc: str) -> list[int]:
             ws = self.words(doc)
-            found = list(map(word_id, ws, repeat(missing)))
-            found += map(pair_id, pairwise(ws), repeat(missing))
-            if stem_len:
-                by_word = list(map(known_stem, ws))
-                if None in by_word:
-                    for w in ws:
-                        if w not in stem_of_word:
-                            stem_of_word[w] = stem_id(STEM_MARK + w[:stem_len], missing)
-                    by_word = list(map(known_stem, ws))
-                found += by_word
-            return [i for i in found if i >= 0]
+            by_word = list(map(of_word.get, ws))
+            if None in by_word:
+                by_word = [known if known is not None else learn(w)
+                           for w, known in zip(ws, by_word, strict=True)]
+            found = list(chain.from_iterable(by_word))
+            found += filter(_NOT_MISSING, map(pair_id, pairwise(ws), repeat(-1)))
+            return found
 
         return ids
 
@@ -115,6 +116,7 @@ class PaperAnalyzer:
 
 
 _WORDS = PaperAnalyzer()
+_NOT_MISSING = (-1).__ne__  # with map(get, keys, repeat(-1)): C-level lookups and filter
 
 
 class TitleGramAnalyzer:
