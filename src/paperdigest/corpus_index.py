@@ -1,4 +1,4 @@
-"""The TF-IDF view of the store's corpus: fitted vectorizer, term vectors, matrix, row mapping.
+"""The TF-IDF view of the store's corpus: fitted vectorizers, term vectors, matrices, row mapping.
 
 `open_index(store)` keeps a persisted index in `<data dir>/index/` next to the database and
 updates it incrementally:
@@ -20,7 +20,9 @@ Matrices are float32 CSR segments stored as plain `.npy` files and memory-mapped
 opening a million-paper index costs little more than reading its row mapping; a digest only
 touches the rows it ranks (`CorpusIndex.take`). Each segment also keeps its papers' dense
 vectors (`TermVectors.embed`, computed once when the segment is written), so a digest reads
-them (`CorpusIndex.take_vectors`) instead of recomputing them for every candidate.
+them (`CorpusIndex.take_vectors`) instead of recomputing them for every candidate, and its
+papers' title character n-grams (`make_title_vectorizer`, `CorpusIndex.take_titles`) for the
+ranker's title channel.
 """
 
 from __future__ import annotations
