@@ -101,6 +101,7 @@ class CorpusIndex:
         vector_segments: list[np.ndarray] | None = None,
         title_vectorizer: TfidfVectorizer | None = None,
         title_segments: list[sparse.csr_matrix] | None = None,
+        term_vectors: TermVectors | None = None,
     ) -> None:
         self.pks = np.asarray(pks, dtype=np.int64)
         self.listed_days = np.asarray(listed_days, dtype=np.int32)  # date.toordinal()
@@ -112,7 +113,10 @@ class CorpusIndex:
         self.vectorizer = vectorizer
         # (n_features x dim) term vectors fitted with the vocabulary; None on tiny corpora.
         self.term_embedding = term_embedding
-        self.term_vectors = None if term_embedding is None else TermVectors(term_embedding)
+        # Ready to embed papers; a caller that has one for this table passes it along.
+        if term_vectors is None and term_embedding is not None:
+            term_vectors = TermVectors(term_embedding)
+        self.term_vectors = term_vectors
         # Per segment, its rows' TermVectors.embed; None: computed on demand.
         self.vector_segments = vector_segments
         # Title character n-grams (`make_title_vectorizer`), segment for segment.
@@ -838,13 +842,17 @@ class _Cache:
         segments: list[_Segment],
         feature_names: np.ndarray,
         term_embedding: np.ndarray | None,
+        term_vectors: TermVectors | None = None,
     ) -> None:
         self.manifest = manifest
         self.vectorizers = vectorizers
         self.segments = segments
         self.feature_names = feature_names
         self.term_embedding = term_embedding
-        self.term_vectors = None if term_embedding is None else TermVectors(term_embedding)
+        # Built once per table and handed on to every index and appended cache made from it.
+        if term_vectors is None and term_embedding is not None:
+            term_vectors = TermVectors(term_embedding)
+        self.term_vectors = term_vectors
 
     def index(self) -> CorpusIndex:
         vectors = [s.vectors for s in self.segments]
@@ -873,6 +881,7 @@ class _Cache:
             vector_segments=vectors if all(v is not None for v in vectors) else None,
             title_vectorizer=self.vectorizers.titles,
             title_segments=[s.titles for s in self.segments],  # type: ignore[misc]
+            term_vectors=self.term_vectors,
         )
 
 
@@ -994,7 +1003,12 @@ def _append(
                     segments=entries)
     _publish(directory, manifest, previous)
     return _Cache(
-        manifest, cache.vectorizers, segments, cache.feature_names, cache.term_embedding
+        manifest,
+        cache.vectorizers,
+        segments,
+        cache.feature_names,
+        cache.term_embedding,
+        cache.term_vectors,
     )
 
 
