@@ -170,17 +170,15 @@ class CorpusIndex:
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
             return sparse.csr_matrix((0, n_features), dtype=np.float32)
-        segs = self.seg_of[rows]
-        locals_ = self.local_row[rows]
         if len(segments) == 1:
-            return _owned(segments[0][locals_])
+            return _owned(segments[0][self.local_row[rows]])
         pieces: list[sparse.csr_matrix] = []
         where: list[np.ndarray] = []
-        for s in np.unique(segs):
-            mask = segs == s
-            pieces.append(segments[int(s)][locals_[mask]])
+        for s, mask, locals_ in self._by_segment(rows):
+            pieces.append(segments[s][locals_])
             where.append(np.flatnonzero(mask))
         stacked = sparse.vstack(pieces, format="csr", dtype=np.float32)
+        segs = self.seg_of[rows]
         if bool(np.all(segs[1:] >= segs[:-1])):
             return _owned(stacked)  # rows asked in segment order: already in place
         order = np.concatenate(where)
@@ -196,12 +194,18 @@ class CorpusIndex:
         if self.vector_segments is None:
             return self.term_vectors.embed(self.take(rows))
         out = np.empty((len(rows), self.term_vectors.dim), np.float32)
+        for s, mask, locals_ in self._by_segment(rows):
+            out[mask] = self.vector_segments[s][locals_]
+        return out
+
+    def _by_segment(self, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Per segment holding some of `rows`: its number, which of `rows` it holds, and
+        their row numbers inside it."""
         segs = self.seg_of[rows]
         locals_ = self.local_row[rows]
         for s in np.unique(segs):
             mask = segs == s
-            out[mask] = self.vector_segments[int(s)][locals_[mask]]
-        return out
+            yield int(s), mask, locals_[mask]
 
     def eligible(self, excluded_rows: Sequence[int], window_days: int) -> np.ndarray:
         """Rows listed within `window_days` of the newest paper and not excluded."""
@@ -328,13 +332,18 @@ def _stack_rows(mats: list[sparse.csr_matrix]) -> sparse.csr_matrix:
     return _owned(sparse.vstack(mats, format="csr", dtype=np.float32))
 
 
-def _copy_to_npy(out: Any, raw: Path, src: type, dtype: type, count: int) -> None:
-    """Write `count` values of a raw `src` file as an .npy array of `dtype`, a block at a time."""
+def _npy_header(out: Any, dtype: type, shape: tuple[int, ...]) -> None:
+    """The header of an .npy file whose data the caller then writes a block at a time."""
     np.lib.format.write_array_header_1_0(
         out,
         {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-         "shape": (count,)},
+         "shape": shape},
     )
+
+
+def _copy_to_npy(out: Any, raw: Path, src: type, dtype: type, count: int) -> None:
+    """Write `count` values of a raw `src` file as an .npy array of `dtype`, a block at a time."""
+    _npy_header(out, dtype, (count,))
     with open(raw, "rb") as handle:
         while True:
             block = np.fromfile(handle, dtype=src, count=COPY_BLOCK)
@@ -747,28 +756,23 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
             tmp.unlink()
 
 
-def _write_segment(directory: Path, segment: _Segment) -> dict[str, Any]:
-    name = f"seg-{uuid.uuid4().hex[:12]}"
-    m = segment.matrix
+def _csr_parts(prefix: str, m: sparse.csr_matrix) -> list[tuple[str, np.ndarray]]:
     # One index dtype for both, so scipy never copies them to reconcile on load.
     index_dtype = np.int32 if m.nnz < 2**31 - 1 else np.int64
-    parts = [
-        ("data", m.data.astype(np.float32, copy=False)),
-        ("indices", m.indices.astype(index_dtype, copy=False)),
-        ("indptr", m.indptr.astype(index_dtype, copy=False)),
-        ("pks", segment.pks),
-        ("days", segment.days),
+    return [
+        (f"{prefix}data", m.data.astype(np.float32, copy=False)),
+        (f"{prefix}indices", m.indices.astype(index_dtype, copy=False)),
+        (f"{prefix}indptr", m.indptr.astype(index_dtype, copy=False)),
     ]
+
+
+def _write_segment(directory: Path, segment: _Segment) -> dict[str, Any]:
+    name = f"seg-{uuid.uuid4().hex[:12]}"
+    m, t = segment.matrix, segment.titles
+    assert t is not None
+    parts = [*_csr_parts("", m), *_csr_parts("t", t), ("pks", segment.pks), ("days", segment.days)]
     if segment.vectors is not None:
         parts.append(("vectors", np.asarray(segment.vectors, np.float32)))
-    t = segment.titles
-    assert t is not None
-    t_dtype = np.int32 if t.nnz < 2**31 - 1 else np.int64
-    parts += [
-        ("tdata", t.data.astype(np.float32, copy=False)),
-        ("tindices", t.indices.astype(t_dtype, copy=False)),
-        ("tindptr", t.indptr.astype(t_dtype, copy=False)),
-    ]
     for part, array in parts:
         _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
     dim = 0 if segment.vectors is None else int(segment.vectors.shape[1])
@@ -782,11 +786,7 @@ def _write_vectors(directory: Path, segment: _Segment, term_vectors: TermVectors
     rows = segment.matrix.shape[0]
 
     def write(handle: Any) -> None:
-        np.lib.format.write_array_header_1_0(
-            handle,
-            {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-             "fortran_order": False, "shape": (rows, term_vectors.dim)},
-        )
+        _npy_header(handle, np.float32, (rows, term_vectors.dim))
         for start in range(0, rows, CHUNK):
             block = term_vectors.embed(segment.matrix[start : start + CHUNK])
             handle.write(np.ascontiguousarray(block, np.float32).tobytes())
