@@ -126,6 +126,34 @@ def test_dismissal_pushes_similar_papers_down(with_background: bool) -> None:
     np.testing.assert_allclose(dismissed[1:], plain[1:])
 
 
+def test_dismissing_one_paper_of_an_interest_keeps_the_interest() -> None:
+    texts, labels = corpus([("graphs", 30), ("astro", 30), ("bio", 20), ("speech", 20)])
+    x, _ = vectorize(texts)
+    # Four graph stars and four astronomy stars; the user dismisses one more graph paper.
+    # "Not this one" must not mean "no graphs at all": graph papers as close to a graph
+    # star as to the dismissed paper stay, while the dismissed paper's nearest twins drop.
+    star_rows, dismissed_row = [0, 1, 2, 3, 30, 31, 32, 33], 4
+    cand_rows = [i for i in range(len(texts)) if i not in {*star_rows, dismissed_row}]
+    cands = x[cand_rows]
+    plain = Ranker().fit(x[star_rows], background=x).score(cands)
+    ranker = Ranker().fit(x[star_rows], dismissed=x[[dismissed_row]], background=x)
+    scores = ranker.score(cands)
+    def graphs_in_top(s: np.ndarray) -> int:
+        return [labels[cand_rows[i]] for i in select(s, cands, 10)].count("graphs")
+
+    assert graphs_in_top(scores) >= 2 and graphs_in_top(scores) >= graphs_in_top(plain) - 1
+    # The candidates nearer the dismissed paper than any star are the ones pushed down.
+    cos = (_unit(cands) @ _unit(x[[dismissed_row]]).T).toarray().ravel()
+    to_stars = (_unit(cands) @ _unit(x[star_rows]).T).toarray().max(axis=1)
+    twins = np.flatnonzero(cos > to_stars + 0.05)
+    assert len(twins) and np.all(scores[twins] < plain[twins])
+
+
+def _unit(rows: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+    return sp.csr_matrix(sp.diags(1 / np.maximum(norms, 1e-12)) @ rows)
+
+
 @pytest.mark.parametrize("with_background", [True, False])
 def test_two_interests_both_reach_the_top_ten(with_background: bool) -> None:
     texts, labels = corpus([("graphs", 30), ("astro", 8), ("bio", 20), ("speech", 20)])

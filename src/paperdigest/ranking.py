@@ -291,7 +291,7 @@ class Ranker:
 
     rel(c)   = sum_j w_j cos(c, star_j) / sum_j w_j
                + knn_weight * mean of the top ``knn`` cos(c, star_j)
-               - dismissed_weight * max_d cos(c, dismissed_d)
+               - dismissed_weight * max(0, max_d cos(c, dismissed_d) - max_j cos(c, star_j))
     score(c) = (rel(c) - hub_weight * mu(c)) / sd(c)
 
     mu(c) and sd(c) are the mean and standard deviation of cos(c, b) over the background
@@ -306,8 +306,9 @@ class Ranker:
     With ``term_embedding`` (``fit_term_embedding``'s table or a ``TermVectors``), papers
     are also projected through term vectors, so papers that share related words rather than
     the same words still meet: dense(c) = cosine of the projected c to the weighted mean of
-    the projected stars, minus dismissed_weight x the cosine to the nearest projected
-    dismissal. The final score adds both halves, each standardised over the background:
+    the projected stars, minus dismissed_weight x how much nearer it is to the nearest
+    projected dismissal than to the nearest projected star. The final score adds both
+    halves, each standardised over the background:
     z(score) + ``dense_weight`` x z(dense); +0.035 recall@100 on CiteULike-a.
 
     A caller that keeps the papers' vectors (``TermVectors.embed`` of the same rows, as the
@@ -528,7 +529,9 @@ class Ranker:
         as the lexical half is."""
         score = np.asarray(projected @ self.dense_profile_, np.float64)
         if self.dense_dismissed_.shape[0] and self.dismissed_weight:
-            score -= self.dismissed_weight * (projected @ self.dense_dismissed_.T).max(axis=1)
+            score -= self.dismissed_weight * _excess(
+                projected @ self.dense_dismissed_.T, projected @ self.dense_stars_.T
+            )
         return score
 
     def _dense_score(self, cand: sp.csr_matrix, vectors: np.ndarray | None) -> np.ndarray:
@@ -556,7 +559,8 @@ class Ranker:
         return sims * self.star_weights_[None, :]
 
     def _max_sims(self, cand: sp.csr_matrix, norms: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per candidate: mean of the top-``knn`` star cosines, max cosine to a dismissal."""
+        """Per candidate: mean of the top-``knn`` star cosines, and how much nearer it is to
+        a dismissal than to any star (``_excess``)."""
         n = cand.shape[0]
         knn, near = np.zeros(n, np.float64), np.zeros(n, np.float64)
         n_stars = self.stars_.shape[0]
@@ -568,8 +572,8 @@ class Ranker:
                 top = -np.partition(-sims, m - 1, axis=1)[:, :m] if m < n_stars else sims
                 knn[i : i + _CHUNK] = top.mean(axis=1)
             if self.dismissed_.shape[0] and self.dismissed_weight:
-                d = _sims(block, self.dismissed_) / scale
-                near[i : i + _CHUNK] = d.max(axis=1)
+                to_stars = _sims(block, self.stars_) / scale if n_stars else None
+                near[i : i + _CHUNK] = _excess(_sims(block, self.dismissed_) / scale, to_stars)
         return knn, near
 
     def score(
@@ -659,6 +663,19 @@ class Ranker:
                         _add_distinct(terms, name)
                 reasons.append(Reason(star=j, terms=tuple(terms)))
         return reasons
+
+
+def _excess(to_dismissed: np.ndarray, to_stars: np.ndarray | None) -> np.ndarray:
+    """How much nearer each row is to its nearest dismissal than to its nearest star (>= 0).
+
+    A dismissal says "not this, nor its near twins", not "drop the whole topic": a paper
+    as close to a star as to the dismissal keeps its score, so dismissing one paper at the
+    heart of an interest does not empty the digest of that interest.
+    """
+    excess = np.asarray(to_dismissed.max(axis=1), np.float64)
+    if to_stars is not None and to_stars.shape[1]:
+        excess -= to_stars.max(axis=1)
+    return np.maximum(excess, 0.0)
 
 
 def _spread(values: np.ndarray) -> float:
