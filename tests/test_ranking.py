@@ -62,6 +62,7 @@ def test_transform_gives_exactly_scikit_learns_matrix() -> None:
 
     texts, _ = corpus([("graphs", 40), ("astro", 40), ("bio", 40)])
     vec = make_vectorizer(len(texts)).fit(texts)
+    first, second = next(name.split() for name in vec.vocabulary_ if " " in name)
     new = [
         *texts[:5],
         "Graph graph graph galaxy",  # repeated terms are counted
@@ -69,6 +70,10 @@ def test_transform_gives_exactly_scikit_learns_matrix() -> None:
         "the of and",  # stop words only
         "Ünïcödé naïve café protein",  # accents
         "Quantum chromodynamics on lattices",  # no known term
+        f"A study of {first}",  # a known pair split across two papers is no pair
+        f"{second} and {first} of the {second}; {first}-{second} {first}_{second}",
+        f"3d {first} x {second}2 _{first} αgraph graph_β ℃ {first.upper()}",  # odd tokens
+        f"{first} {second} " * 3,  # a pair three times
     ]
     ours = vec.transform(new)
     theirs = TfidfVectorizer.transform(vec, new)
@@ -76,6 +81,8 @@ def test_transform_gives_exactly_scikit_learns_matrix() -> None:
         np.testing.assert_array_equal(getattr(ours, part), getattr(theirs, part))
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
     assert ours[5].toarray().max() > 0 and ours[6].nnz == ours[9].nnz == 0
+    pair = vec.vocabulary_[f"{first} {second}"]
+    assert ours[10, pair] == 0 and ours[11, pair] > 0 and ours[13, pair] > ours[11, pair]
     with pytest.raises(ValueError, match="Iterable"):
         vec.transform("one string, not a list")
 
