@@ -159,6 +159,37 @@ def test_paper_vectors_and_titles_are_kept_through_appends_changes_and_merges(
     assert len(index.segments) == 2  # merged, vectors and all
 
 
+def test_merges_join_the_smallest_neighbours_and_never_the_first_segment() -> None:
+    assert corpus_index._merge_point([50_000, 900, 4_000, 100, 300]) == 3
+    assert corpus_index._merge_point([50_000, 900, 4_000]) == 1
+    assert corpus_index._merge_point([10, 900, 4_000, 100, 300]) == 3  # the first stays
+    assert corpus_index._merge_point([50_000, 5, 5, 5]) == 1  # ties: the older pair
+    with pytest.raises(ValueError):
+        corpus_index._merge_point([50_000, 900])
+
+
+def test_many_appends_keep_few_segments_and_every_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(corpus_index, "MAX_SEGMENTS", 3)
+    open_index(store)
+
+    def segment_names() -> list[str]:
+        manifest = json.loads((index_dir(store) / MANIFEST).read_text())
+        return [entry["name"] for entry in manifest["segments"]]
+
+    full_build = segment_names()[0]
+    newest = date.fromisoformat(store.conn.execute("SELECT max(listed) FROM papers").fetchone()[0])
+    _no_full_build(monkeypatch)
+    for round_, size in enumerate([5, 1, 3, 1, 1, 4]):
+        store.ingest(_new_records(size, newest, first=10 * round_))
+        with _fresh(store) as again:
+            index = open_index(again)
+            assert len(segment_names()) <= 3 and segment_names()[0] == full_build
+            assert sorted(index.pks.tolist()) == sorted(again.texts()[0])
+            _assert_vectors_kept(index, again)
+
+
 def test_a_changed_abstract_is_re_transformed(store: Store) -> None:
     before = open_index(store)
     pk = int(before.pks[0])

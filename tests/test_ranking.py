@@ -72,7 +72,9 @@ def test_transform_gives_exactly_scikit_learns_matrix() -> None:
         "Quantum chromodynamics on lattices",  # no known term
         f"A study of {first}",  # a known pair split across two papers is no pair
         f"{second} and {first} of the {second}; {first}-{second} {first}_{second}",
-        f"3d {first} x {second}2 _{first} αgraph graph_β ℃ {first.upper()}",  # odd tokens
+        # Odd tokens: leading digits, one letter, underscores, Greek letters, a degree sign
+        # that becomes "°C", upper case.
+        f"3d {first} x {second}2 _{first} \u03b1graph graph_\u03b2 \u2103 {first.upper()}",
         f"{first} {second} " * 3,  # a pair three times
     ]
     ours = vec.transform(new)

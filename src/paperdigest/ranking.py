@@ -7,10 +7,13 @@ starred / dismissed papers and today's candidates, then calls ``Ranker.fit`` / `
 
 from __future__ import annotations
 
+import copy
 import re
+import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +43,25 @@ def paper_text(title: str, abstract: str) -> str:
 
 
 _TOKEN = re.compile(r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b")
+# On ASCII text, _TOKEN's matches are exactly the runs of these characters that are at
+# least two long and do not start with a digit; splitting finds runs 2.5x faster.
+_SPACE_OUT = str.maketrans(
+    {c: " " for c in map(chr, range(128)) if c not in string.ascii_letters + string.digits + "_"}
+)
+
+
+def _runs(text: str) -> list[str]:
+    """_TOKEN's matches in ``text``, plus, on ASCII text, runs ``_is_token`` rejects."""
+    return text.translate(_SPACE_OUT).split() if text.isascii() else _TOKEN.findall(text)
+
+
+def _is_token(run: str) -> bool:
+    return len(run) > 1 and not run[0].isdigit()
+
+
+def _normalise(doc: str) -> str:
+    return strip_accents_unicode(doc.lower())
+
 # Marks prefix-stem features; the token pattern never produces it, so they never collide
 # with real words, and explain() can hide them from users.
 STEM_MARK = "~"
@@ -59,8 +81,8 @@ class PaperAnalyzer:
     def words(self, doc: str) -> list[str]:
         return [
             w
-            for w in _TOKEN.findall(strip_accents_unicode(doc.lower()))
-            if w not in ENGLISH_STOP_WORDS
+            for w in _runs(_normalise(doc))
+            if len(w) > 1 and not w[0].isdigit() and w not in ENGLISH_STOP_WORDS
         ]
 
     def __call__(self, doc: str) -> list[str]:
@@ -70,13 +92,6 @@ class PaperAnalyzer:
             feats += [STEM_MARK + w[: self.stem_len] for w in words]
         feats += [f"{a} {b}" for a, b in pairwise(words)]
         return feats
-
-    def counts(
-        self, docs: Iterable[str], vocabulary: dict[str, int], dtype: type = np.float64
-    ) -> sp.csr_matrix:
-        """Each doc's count of each vocabulary feature (scikit-learn's ``CountVectorizer``
-        matrix for this analyzer), built in NumPy by ``_BatchCounter``."""
-        return _BatchCounter(self.stem_len, vocabulary).counts(docs, dtype)
 
     def __repr__(self) -> str:
         return f"PaperAnalyzer(stem_len={self.stem_len})"
@@ -100,12 +115,13 @@ class _BatchCounter:
     """
 
     def __init__(self, stem_len: int, vocabulary: dict[str, int]) -> None:
+        self.vocabulary = vocabulary
         self.stem_len = stem_len
         self.n_features = len(vocabulary)
         self.code_of = _Codes(self._learn)
         self.word_id: list[int] = []
         self.stem_id: list[int] = []
-        self.is_stop: list[bool] = []
+        self.dropped: list[bool] = []  # stop words, and runs that are not tokens
         self.stems: dict[str, int] = {}
         self.words: dict[str, int] = {}
         pairs: list[tuple[str, str, int]] = []
@@ -125,26 +141,34 @@ class _BatchCounter:
         self.pair_keys = keys[order]
         self.pair_ids = np.array([j for _, _, j in pairs], np.int64)[order]
 
+    def fresh(self) -> _BatchCounter:
+        """A counter sharing this one's vocabulary tables but none of the words it learnt
+        since, so a long-lived vectorizer does not grow with every word it ever saw."""
+        counter = copy.copy(self)
+        counter.code_of = _Codes(counter._learn, self.code_of)
+        counter.word_id, counter.stem_id = list(self.word_id), list(self.stem_id)
+        counter.dropped = list(self.dropped)
+        return counter
+
     def _learn(self, word: str) -> int:
         """A new word's code, with its word and stem ids noted."""
         stem = STEM_MARK + word[: self.stem_len] if self.stem_len else None
         self.word_id.append(self.words.get(word, -1))
         self.stem_id.append(self.stems.get(stem, -1) if stem else -1)
-        self.is_stop.append(word in _STOP)
-        return len(self.is_stop) - 1
+        self.dropped.append(word in _STOP or not _is_token(word))
+        return len(self.dropped) - 1
 
     def counts(self, docs: Iterable[str], dtype: type) -> sp.csr_matrix:
         tokens: list[str] = []
         lengths: list[int] = []
-        findall = _TOKEN.findall
         for doc in docs:
-            found = findall(strip_accents_unicode(doc.lower()))
+            found = _runs(_normalise(doc))
             tokens += found
             lengths.append(len(found))
         n_docs = len(lengths)
         codes = np.fromiter(map(self.code_of.__getitem__, tokens), np.int64, len(tokens))
         doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
-        kept = ~np.asarray(self.is_stop, bool)[codes]
+        kept = ~np.asarray(self.dropped, bool)[codes]
         codes, doc_of = codes[kept], doc_of[kept]
         rows, cols = [], []
         for table in (self.word_id, self.stem_id):
@@ -175,8 +199,8 @@ class _BatchCounter:
 class _Codes(dict[str, int]):
     """word -> code; a word seen for the first time is given the next code by ``learn``."""
 
-    def __init__(self, learn: Callable[[str], int]) -> None:
-        super().__init__()
+    def __init__(self, learn: Callable[[str], int], known: dict[str, int] | None = None) -> None:
+        super().__init__(known or {})
         self.learn = learn
 
     def __missing__(self, word: str) -> int:
@@ -256,7 +280,7 @@ class _SafeTfidfVectorizer(TfidfVectorizer):
             raise ValueError("Iterable over raw text documents expected, string object received.")
         check_is_fitted(self, "idf_")
         if isinstance(self.analyzer, PaperAnalyzer):
-            counts = self.analyzer.counts(raw_documents, self.vocabulary_, self.dtype)
+            counts = self._paper_counter().counts(raw_documents, self.dtype)
         else:
             if isinstance(self.analyzer, TitleGramAnalyzer):
                 ids = self.analyzer.feature_ids(self.vocabulary_)
@@ -269,6 +293,20 @@ class _SafeTfidfVectorizer(TfidfVectorizer):
 
             counts = _counts_of_ids(raw_documents, ids, len(self.vocabulary_), self.dtype)
         return self._tfidf.transform(counts, copy=False)
+
+    def _paper_counter(self) -> _BatchCounter:
+        # The vocabulary's lookup tables take ~50 ms to build at 50,000 features: built
+        # once per fitted vocabulary, kept out of the pickle.
+        counter = self.__dict__.get("_counter")
+        if counter is None or counter.vocabulary is not self.vocabulary_:
+            counter = _BatchCounter(self.analyzer.stem_len, self.vocabulary_)
+            self.__dict__["_counter"] = counter
+        return counter.fresh()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_counter", None)
+        return state
 
     def fit(self, raw_documents: Iterable[str], y: object = None) -> _SafeTfidfVectorizer:
         self.fit_transform(raw_documents)
