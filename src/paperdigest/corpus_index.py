@@ -27,6 +27,7 @@ ranker's title channel.
 
 from __future__ import annotations
 
+import functools
 import json
 import numbers
 import os
@@ -628,18 +629,34 @@ def _settings_key() -> str:
 
 
 class _Snapshot:
+    """What the papers table holds, read inside one read transaction."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.count, self.max_pk = conn.execute(
-            "SELECT count(*), coalesce(max(pk), 0) FROM papers"
-        ).fetchone()
-        self.max_seq = _max_change_seq(conn)
+        self.conn = conn
+        self.max_pk: int = conn.execute("SELECT coalesce(max(pk), 0) FROM papers").fetchone()[0]
+        try:
+            self.max_seq: int = conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM paper_changes"
+            ).fetchone()[0]
+            self.has_log = True
+        except sqlite3.OperationalError:  # a schema without the change log
+            self.max_seq, self.has_log = 0, False
 
+    @functools.cached_property
+    def count(self) -> int:
+        # A full scan (~60 ms at a million papers): read only when something changed.
+        return int(self.conn.execute("SELECT count(*) FROM papers").fetchone()[0])
 
-def _max_change_seq(conn: sqlite3.Connection) -> int:
-    try:
-        return conn.execute("SELECT coalesce(max(seq), 0) FROM paper_changes").fetchone()[0]
-    except sqlite3.OperationalError:  # a schema without the change log
-        return 0
+    @property
+    def empty(self) -> bool:
+        return self.max_pk == 0  # pks start at 1
+
+    def matches(self, manifest: dict[str, Any]) -> bool:
+        """The papers the manifest was written from. With the change log, an insert
+        raises max(pk) and a deletion or edit max(seq), so the count need not be read."""
+        if (manifest["max_pk"], manifest["max_seq"]) != (self.max_pk, self.max_seq):
+            return False
+        return self.has_log or manifest["count"] == self.count
 
 
 class _read_snapshot:
@@ -1043,16 +1060,14 @@ def open_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
     directory = index_dir(store)
     with _read_snapshot(store.conn) as conn:
         snap = _Snapshot(conn)
-        if snap.count == 0:
+        if snap.empty:
             return _empty_index()
         cache: _Cache | None = None
         stamp = _manifest_stamp(directory)
         memo = _MEMO.get(directory)
         if memo is not None and stamp is not None and memo[0] == stamp:
             cache, index = memo[1], memo[2]
-            m = cache.manifest
-            if (m["count"], m["max_pk"], m["max_seq"]) == (snap.count, snap.max_pk,
-                                                          snap.max_seq):
+            if snap.matches(cache.manifest):
                 return index
         if cache is None and stamp is not None:
             try:
@@ -1085,7 +1100,7 @@ def _update(
 ) -> _Cache | None:
     """The cache with new and changed papers appended; None when it needs a full rebuild."""
     m = cache.manifest
-    if (m["count"], m["max_pk"], m["max_seq"]) == (snap.count, snap.max_pk, snap.max_seq):
+    if snap.matches(m):
         return cache
     if snap.count > m["fit_count"] * (1 + REFIT_GROWTH):
         return None  # grown enough that the vocabulary should be refitted
