@@ -37,23 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "citeulike-a"
 
 try:
-    from paperdigest.ranking import (
-        Ranker,
-        make_title_vectorizer,
-        make_vectorizer,
-        paper_text,
-        select,
-    )
+    from paperdigest.features import make_title_vectorizer, make_vectorizer, paper_text
+    from paperdigest.ranking import Ranker, select
     from paperdigest.term_embedding import TermVectors, fit_term_embedding
 except ImportError:  # fresh clone, package not installed
     sys.path.insert(0, str(ROOT / "src"))
-    from paperdigest.ranking import (
-        Ranker,
-        make_title_vectorizer,
-        make_vectorizer,
-        paper_text,
-        select,
-    )
+    from paperdigest.features import make_title_vectorizer, make_vectorizer, paper_text
+    from paperdigest.ranking import Ranker, select
     from paperdigest.term_embedding import TermVectors, fit_term_embedding
 
 KS = (10, 20, 50, 100)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -11,8 +13,8 @@ import pytest
 
 from paperdigest import corpus_index
 from paperdigest.corpus_index import MANIFEST, build_index, index_dir, open_index
+from paperdigest.features import make_vectorizer, paper_text
 from paperdigest.models import PaperRecord
-from paperdigest.ranking import make_vectorizer, paper_text
 from paperdigest.service import select_picks
 from paperdigest.store import Store
 
@@ -240,6 +242,41 @@ def test_a_corrupt_cache_is_rebuilt(store: Store, victim: str) -> None:
     np.testing.assert_allclose(_dense(after), before)
     _assert_vectors_kept(after)
     assert json.loads((directory / MANIFEST).read_text())["settings"] != "another version"
+
+
+def test_an_unreadable_vectorizer_is_rebuilt_when_new_papers_need_it(
+    store: Store,
+) -> None:
+    open_index(store)
+    directory = index_dir(store)
+    manifest = json.loads((directory / MANIFEST).read_text())
+    (directory / manifest["vectorizer"]).write_bytes(b"\x80garbage")
+    newest = date.fromisoformat(store.conn.execute("SELECT max(listed) FROM papers").fetchone()[0])
+    store.ingest(_new_records(3, newest))
+    with _fresh(store) as again:
+        after = open_index(again)
+        assert after.n_rows == again.count_papers()
+        _assert_vectors_kept(after, again)
+    assert json.loads((directory / MANIFEST).read_text())["vectorizer"] != manifest["vectorizer"]
+
+
+def test_a_digest_from_an_up_to_date_index_does_not_import_scikit_learn(
+    data_dir: Path,
+) -> None:
+    with Store.open(data_dir) as store:
+        _star_some(store)
+        open_index(store)
+    # A fresh interpreter, as the CLI runs: scikit-learn takes about a second to import.
+    script = (
+        "import sys; from datetime import date; from pathlib import Path; "
+        "from paperdigest.store import Store; from paperdigest.service import build_digest; "
+        f"store = Store.open(Path({str(data_dir)!r})); "
+        "digest = build_digest(store, 'default', date.today(), 5, 7, 3); "
+        "print(digest.count, digest.personalised, 'sklearn' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["5", "True", "False"]
 
 
 def test_select_picks_is_the_same_with_and_without_the_cache(store: Store) -> None:

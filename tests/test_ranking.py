@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from paperdigest.ranking import Ranker, Reason, make_vectorizer, paper_text, select
+from paperdigest.features import make_vectorizer, paper_text
+from paperdigest.ranking import Ranker, Reason, select
 
 TOPICS = {
     topic: words.split()

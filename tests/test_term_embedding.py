@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from paperdigest.ranking import Ranker, paper_text, select
+from paperdigest.features import paper_text
+from paperdigest.ranking import Ranker, select
 from paperdigest.term_embedding import TermVectors, fit_term_embedding
 from tests.test_ranking import corpus, rank_of, vectorize
 

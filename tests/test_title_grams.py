@@ -7,13 +7,13 @@ import pytest
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from paperdigest.ranking import (
-    Ranker,
+from paperdigest.features import (
     TitleGramAnalyzer,
     make_title_vectorizer,
     make_vectorizer,
     paper_text,
 )
+from paperdigest.ranking import Ranker
 from tests.test_ranking import corpus
 
 

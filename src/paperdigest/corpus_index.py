@@ -28,6 +28,9 @@ ranker's title channel.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import numbers
 import os
@@ -40,28 +43,27 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sklearn
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from paperdigest.ranking import make_title_vectorizer, make_vectorizer, paper_text
 from paperdigest.recommend import eligible_day_rows
 from paperdigest.store import Store
 from paperdigest.term_embedding import (
-    EMBED_DIM,
     EMBED_DOCS,
-    EMBED_TERMS,
-    IDF_POWER,
     MIN_DOCS,
-    MIN_PAIR_COUNT,
     TermVectors,
     fit_term_embedding,
 )
 
-FORMAT_VERSION = 3
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+# paperdigest.features (and scikit-learn, ~1 s to import) is imported only where text is
+# fitted or transformed: a digest from an up-to-date index needs neither.
+
+FORMAT_VERSION = 4
 INDEX_DIR = "index"
 MANIFEST = "manifest.json"
 # Refit the vocabulary once the corpus has grown by this fraction since the last fit.
@@ -97,12 +99,12 @@ class CorpusIndex:
         segments: list[sparse.csr_matrix],
         seg_of: np.ndarray | None = None,
         local_row: np.ndarray | None = None,
-        vectorizer: TfidfVectorizer | None = None,
+        vectorizers: _Vectorizers | Callable[[], _Vectorizers] | None = None,
         term_embedding: np.ndarray | None = None,
         vector_segments: list[np.ndarray] | None = None,
-        title_vectorizer: TfidfVectorizer | None = None,
         title_segments: list[sparse.csr_matrix] | None = None,
         term_vectors: TermVectors | None = None,
+        n_title_features: int | None = None,
     ) -> None:
         self.pks = np.asarray(pks, dtype=np.int64)
         self.listed_days = np.asarray(listed_days, dtype=np.int32)  # date.toordinal()
@@ -111,7 +113,8 @@ class CorpusIndex:
         n = len(self.pks)
         self.seg_of = np.zeros(n, np.int32) if seg_of is None else seg_of
         self.local_row = np.arange(n, dtype=np.int64) if local_row is None else local_row
-        self.vectorizer = vectorizer
+        # The fitted vectorizers, or how to load them when first needed.
+        self._vectorizers = vectorizers
         # (n_features x dim) term vectors fitted with the vocabulary; None on tiny corpora.
         self.term_embedding = term_embedding
         # Ready to embed papers; a caller that has one for this table passes it along.
@@ -121,9 +124,28 @@ class CorpusIndex:
         # Per segment, its rows' TermVectors.embed; None: computed on demand.
         self.vector_segments = vector_segments
         # Title character n-grams (`make_title_vectorizer`), segment for segment.
-        self.title_vectorizer = title_vectorizer
         self.title_segments = title_segments
+        if n_title_features is None and isinstance(vectorizers, _Vectorizers):
+            n_title_features = vectorizers.n_titles
+        self.n_title_features = n_title_features
         self._matrix: sparse.csr_matrix | None = None
+
+    def _loaded(self) -> _Vectorizers | None:
+        if self._vectorizers is not None and not isinstance(self._vectorizers, _Vectorizers):
+            self._vectorizers = self._vectorizers()
+        return self._vectorizers
+
+    @property
+    def vectorizer(self) -> TfidfVectorizer | None:
+        """The fitted word vectorizer (loaded from the cache on first use)."""
+        loaded = self._loaded()
+        return None if loaded is None else loaded.words
+
+    @property
+    def title_vectorizer(self) -> TfidfVectorizer | None:
+        """The fitted title n-gram vectorizer (loaded from the cache on first use)."""
+        loaded = self._loaded()
+        return None if loaded is None else loaded.titles
 
     @property
     def n_rows(self) -> int:
@@ -157,10 +179,9 @@ class CorpusIndex:
 
     def take_titles(self, rows: Sequence[int] | np.ndarray) -> sparse.csr_matrix | None:
         """The given rows' title n-grams, or None when the index has none."""
-        if self.title_segments is None or self.title_vectorizer is None:
+        if self.title_segments is None or self.n_title_features is None:
             return None
-        n_features = len(self.title_vectorizer.vocabulary_)
-        return self._gather(self.title_segments, rows, n_features)
+        return self._gather(self.title_segments, rows, self.n_title_features)
 
     def _gather(
         self,
@@ -293,6 +314,8 @@ class _Vectorizers:
 
     def transform(self, batch: list[Any]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
         """(pk, title, abstract, listed) rows -> their word and title n-gram matrices."""
+        from paperdigest.features import paper_text
+
         words = self.words.transform([paper_text(r[1], r[2]) for r in batch])
         titles = self.titles.transform([r[1] or "" for r in batch])
         return _owned(words), _owned(titles)
@@ -578,6 +601,8 @@ def _set_idf(vectorizer: TfidfVectorizer, df: np.ndarray, n_docs: int) -> None:
 
 def _fit(docs: list[str]) -> TfidfVectorizer:
     """Fit the ranking vectorizer on `docs` (transforming them is left to the caller)."""
+    from paperdigest.features import make_vectorizer
+
     vectorizer = make_vectorizer(len(docs))
     if len(docs) >= LEAN_FIT_MIN and vectorizer.use_idf:
         fitted = _lean_fit(vectorizer, docs)
@@ -598,6 +623,8 @@ def _fit(docs: list[str]) -> TfidfVectorizer:
 
 def _fit_titles(titles: list[str]) -> TfidfVectorizer:
     """Fit the title n-gram vectorizer (titles are short: scikit-learn's own fit will do)."""
+    from paperdigest.features import make_title_vectorizer
+
     vectorizer = make_title_vectorizer(len(titles))
     vectorizer.fit(titles)
     vectorizer.stop_words_ = None
@@ -605,24 +632,35 @@ def _fit_titles(titles: list[str]) -> TfidfVectorizer:
 
 
 def _settings_key() -> str:
-    """What the cache must agree with: formats, library version and ranking settings."""
-    described = {}
-    for key, make in (("words", make_vectorizer), ("titles", make_title_vectorizer)):
-        params = make(FIT_SAMPLE).get_params()
-        params.pop("dtype", None)
-        described[key] = {k: repr(v) for k, v in sorted(params.items())}
+    """What the cache must agree with: its format, the scikit-learn version, and the code
+    that turns text into features and term vectors (hashed as source, so checking it
+    imports no scikit-learn, and any change to an analyzer or a setting counts)."""
     return json.dumps(
         {
             "format": FORMAT_VERSION,
-            "sklearn": sklearn.__version__,
-            "params": described,
-            "text": paper_text("Title", "Abstract"),
+            "sklearn": _sklearn_version(),
+            "code": _source_digest(),
             "fit_sample": FIT_SAMPLE,
             "lean_fit_min": LEAN_FIT_MIN,
-            "embedding": [EMBED_TERMS, EMBED_DIM, EMBED_DOCS, MIN_PAIR_COUNT, MIN_DOCS, IDF_POWER],
         },
         sort_keys=True,
     )
+
+
+@functools.cache
+def _sklearn_version() -> str:
+    return importlib.metadata.version("scikit-learn")
+
+
+@functools.cache
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for module in ("paperdigest.features", "paperdigest.term_embedding"):
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"cannot find the source of {module}")
+        digest.update(Path(spec.origin).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 # -- building ----------------------------------------------------------------------------
@@ -687,6 +725,8 @@ def _full_build(
         return None
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
+    from paperdigest.features import paper_text
+
     if snap.count <= FIT_SAMPLE:
         rows = conn.execute("SELECT title, abstract FROM papers ORDER BY pk").fetchall()
         docs = [paper_text(r[0], r[1]) for r in rows]
@@ -741,10 +781,9 @@ def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
         segment.days,
         vectorizers.words.get_feature_names_out(),
         [segment.matrix],
-        vectorizer=vectorizers.words,
+        vectorizers=vectorizers,
         term_embedding=embedding,
         vector_segments=None if segment.vectors is None else [segment.vectors],
-        title_vectorizer=vectorizers.titles,
         title_segments=[segment.titles] if segment.titles is not None else None,
     )
 
@@ -855,14 +894,15 @@ class _Cache:
     def __init__(
         self,
         manifest: dict[str, Any],
-        vectorizers: _Vectorizers,
+        vectorizers: _Vectorizers | Callable[[], _Vectorizers],
         segments: list[_Segment],
         feature_names: np.ndarray,
         term_embedding: np.ndarray | None,
         term_vectors: TermVectors | None = None,
     ) -> None:
         self.manifest = manifest
-        self.vectorizers = vectorizers
+        # Fitted, or how to load them: only appending new papers needs them.
+        self._vectorizers = vectorizers
         self.segments = segments
         self.feature_names = feature_names
         self.term_embedding = term_embedding
@@ -870,6 +910,13 @@ class _Cache:
         if term_vectors is None and term_embedding is not None:
             term_vectors = TermVectors(term_embedding)
         self.term_vectors = term_vectors
+
+    @property
+    def vectorizers(self) -> _Vectorizers:
+        """The fitted vectorizers; raises _CacheError when their file is unreadable."""
+        if not isinstance(self._vectorizers, _Vectorizers):
+            self._vectorizers = self._vectorizers()
+        return self._vectorizers
 
     def index(self) -> CorpusIndex:
         vectors = [s.vectors for s in self.segments]
@@ -893,44 +940,59 @@ class _Cache:
             [s.matrix for s in self.segments],
             seg_of,
             local,
-            vectorizer=self.vectorizers.words,
+            vectorizers=self._vectorizers if isinstance(self._vectorizers, _Vectorizers)
+            else lambda: self.vectorizers,
             term_embedding=self.term_embedding,
             vector_segments=vectors if all(v is not None for v in vectors) else None,
-            title_vectorizer=self.vectorizers.titles,
             title_segments=[s.titles for s in self.segments],  # type: ignore[misc]
             term_vectors=self.term_vectors,
+            n_title_features=int(self.manifest["n_titles"]),
         )
 
 
 def _read_cache(directory: Path) -> _Cache:
+    """The cache manifest.json describes. The vectorizers are only unpickled (importing
+    scikit-learn) when new papers must be transformed."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
         if manifest.get("settings") != _settings_key():
             raise _CacheError("written with other settings")
-        with open(directory / manifest["vectorizer"], "rb") as handle:
-            vectorizer, feature_names, embedding, title_vectorizer = pickle.load(handle)
-        if not isinstance(vectorizer, TfidfVectorizer) or not isinstance(
-            title_vectorizer, TfidfVectorizer
-        ):
-            raise _CacheError("not a vectorizer")
-        vectorizers = _Vectorizers(vectorizer, title_vectorizer)
-        n_features = len(feature_names)
-        if embedding is not None and (
-            not isinstance(embedding, np.ndarray) or embedding.shape[:1] != (n_features,)
-        ):
-            raise _CacheError("term vectors do not match the vocabulary")
-        segments = [
-            _read_segment(directory, e, n_features, vectorizers.n_titles)
-            for e in manifest["segments"]
-        ]
+        vec_name = manifest["vectorizer"]
+        feature_names = np.load(directory / f"{vec_name}.names.npy", allow_pickle=False)
+        n_features, n_titles = len(feature_names), int(manifest["n_titles"])
+        embedding = None
+        if manifest.get("embedding"):
+            embedding = np.load(directory / f"{vec_name}.embedding.npy", allow_pickle=False)
+            if embedding.ndim != 2 or embedding.shape[0] != n_features:
+                raise _CacheError("term vectors do not match the vocabulary")
+        segments = [_read_segment(directory, e, n_features, n_titles) for e in manifest["segments"]]
         dim = None if embedding is None else embedding.shape[1]
         if any(e.get("dim", 0) != (dim or 0) for e in manifest["segments"]):
             raise _CacheError("paper vectors do not match the term vectors")
-        return _Cache(manifest, vectorizers, segments, feature_names, embedding)
+        loader = functools.partial(_load_vectorizers, directory / vec_name, n_features, n_titles)
+        return _Cache(manifest, loader, segments, feature_names, embedding)
     except _CacheError:
         raise
-    except Exception as exc:  # missing, truncated, unpicklable: all mean "no cache"
+    except Exception as exc:  # missing, truncated, mismatched: all mean "no cache"
         raise _CacheError(str(exc)) from exc
+
+
+def _load_vectorizers(path: Path, n_words: int, n_titles: int) -> _Vectorizers:
+    try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        with open(path, "rb") as handle:
+            words, titles = pickle.load(handle)
+        if not isinstance(words, TfidfVectorizer) or not isinstance(titles, TfidfVectorizer):
+            raise _CacheError("not a vectorizer")
+        vectorizers = _Vectorizers(words, titles)
+        if (vectorizers.n_words, vectorizers.n_titles) != (n_words, n_titles):
+            raise _CacheError("the vectorizers do not match the index")
+        return vectorizers
+    except _CacheError:
+        raise
+    except Exception as exc:  # missing, truncated, unpicklable
+        raise _CacheError(f"the vectorizers cannot be read ({exc})") from exc
 
 
 def _publish(directory: Path, manifest: dict[str, Any], previous: dict[str, Any] | None) -> None:
@@ -950,7 +1012,8 @@ def _publish(directory: Path, manifest: dict[str, Any], previous: dict[str, Any]
 
 
 def _files_of(manifest: dict[str, Any]) -> set[str]:
-    names = {str(manifest.get("vectorizer"))}
+    vec_name = str(manifest.get("vectorizer"))
+    names = {vec_name, f"{vec_name}.names.npy", f"{vec_name}.embedding.npy"}
     for entry in manifest.get("segments", []):
         for part in ("data", "indices", "indptr", "pks", "days", "tdata", "tindices", "tindptr"):
             names.add(f"{entry['name']}.{part}.npy")
@@ -970,14 +1033,19 @@ def _write_full(
     directory.mkdir(parents=True, exist_ok=True)
     feature_names = vectorizers.words.get_feature_names_out()
     vec_name = f"vec-{uuid.uuid4().hex[:12]}.pkl"
-    payload = pickle.dumps(
-        (vectorizers.words, feature_names, embedding, vectorizers.titles),
-        protocol=pickle.HIGHEST_PROTOCOL,
-    )
+    payload = pickle.dumps((vectorizers.words, vectorizers.titles), pickle.HIGHEST_PROTOCOL)
     _atomic_write(directory / vec_name, lambda h: h.write(payload))
+    # Beside the pickle, so a digest reads them without importing scikit-learn.
+    names = np.asarray(feature_names, dtype=str)
+    _atomic_write(directory / f"{vec_name}.names.npy", lambda h: np.save(h, names))
+    if embedding is not None:
+        table = np.asarray(embedding, np.float32)
+        _atomic_write(directory / f"{vec_name}.embedding.npy", lambda h: np.save(h, table))
     manifest = {
         "settings": _settings_key(),
         "vectorizer": vec_name,
+        "n_titles": vectorizers.n_titles,
+        "embedding": embedding is not None,
         "fit_count": snap.count,
         "count": snap.count,
         "max_pk": snap.max_pk,
@@ -1034,7 +1102,7 @@ def _append(
     _publish(directory, manifest, previous)
     return _Cache(
         manifest,
-        cache.vectorizers,
+        cache._vectorizers,
         segments,
         cache.feature_names,
         cache.term_embedding,

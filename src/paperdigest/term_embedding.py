@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.extmath import randomized_svd
-from threadpoolctl import threadpool_limits
 
 # Only the most frequent single words and stems get vectors: their co-occurrence counts are
 # reliable, and the term x term matrix stays small on a million-paper corpus.
@@ -72,6 +70,10 @@ def fit_term_embedding(
     ppmi = _ppmi(binary, counts, n_docs)
     if ppmi.nnz == 0:
         return None
+    # Imported here: scikit-learn takes ~1 s to import, and only fitting needs it.
+    from sklearn.utils.extmath import randomized_svd
+    from threadpoolctl import threadpool_limits
+
     # The dense steps are small (terms x ~dim); BLAS threads only fight each other over
     # them, 3x slower on a busy 2-core machine.
     with threadpool_limits(limits=1, user_api="blas"):
