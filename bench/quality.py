@@ -39,11 +39,13 @@ DATA = ROOT.parent / "shared" / "data" / "citeulike-a"
 try:
     from paperdigest.features import make_title_vectorizer, make_vectorizer, paper_text
     from paperdigest.ranking import Ranker, select
+    from paperdigest.recommend import BACKGROUND_ROWS
     from paperdigest.term_embedding import TermVectors, fit_term_embedding
 except ImportError:  # fresh clone, package not installed
     sys.path.insert(0, str(ROOT / "src"))
     from paperdigest.features import make_title_vectorizer, make_vectorizer, paper_text
     from paperdigest.ranking import Ranker, select
+    from paperdigest.recommend import BACKGROUND_ROWS
     from paperdigest.term_embedding import TermVectors, fit_term_embedding
 
 KS = (10, 20, 50, 100)
@@ -122,7 +124,7 @@ def main() -> None:
     ap.add_argument(
         "--background",
         type=int,
-        default=2000,
+        default=BACKGROUND_ROWS,
         help="corpus rows passed to Ranker.fit as background (as the shell does)",
     )
     ap.add_argument("--skip-svm", action="store_true", help="skip the slow LinearSVC baseline")
