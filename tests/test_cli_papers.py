@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -230,3 +232,16 @@ def test_every_command_has_help(cli) -> None:
         result = cli(command, "--help")
         assert result.exit_code == 0, command
         assert "Usage" in result.stdout
+
+
+def test_the_command_line_starts_without_loading_the_heavy_libraries() -> None:
+    # What only some commands need (NumPy/SciPy, scikit-learn, HTTP, SMTP, the scheduler)
+    # is imported when they run: `--help`, `star` or `search` start in well under a second.
+    script = (
+        "import sys; from paperdigest.cli import app; "
+        "print(sorted(m for m in ('numpy', 'scipy', 'sklearn', 'httpx', 'apscheduler', "
+        "'yagmail', 'feedparser') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

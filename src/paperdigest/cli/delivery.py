@@ -13,8 +13,6 @@ from pydantic import SecretStr
 
 from paperdigest.cli.common import app, app_context, clean_errors, err
 from paperdigest.config import Settings, config_path
-from paperdigest.delivery import DeliveryError, select_profiles, send_digests
-from paperdigest.scheduler import Daemon
 
 config_app = typer.Typer(
     name="config", help="Check the configuration.", no_args_is_help=True, add_completion=False
@@ -57,6 +55,8 @@ def send(
     ] = False,
 ) -> None:
     """Build today's digest and mail it, once per profile and day."""
+    from paperdigest.delivery import DeliveryError, select_profiles, send_digests
+
     context = app_context(ctx)
     settings = context.settings
     profiles = select_profiles(settings, profile, all_profiles)
@@ -87,6 +87,8 @@ def run(ctx: typer.Context) -> None:
 
     Stops cleanly on Ctrl-C or SIGTERM, after a send in progress finishes.
     """
+    from paperdigest.scheduler import Daemon
+
     context = app_context(ctx)
     settings = context.settings
     _setup_logging()

@@ -25,7 +25,6 @@ from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import parse_file
 from paperdigest.models import Paper
 from paperdigest.render import make_environment, render_digest
-from paperdigest.service import build_digest, select_picks
 from paperdigest.store import check_profile_name
 
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many.")]
@@ -139,6 +138,8 @@ def recommend(
     as_json: JsonOption = False,
 ) -> None:
     """Rank the papers you have not seen yet, with the reason for each."""
+    from paperdigest.service import select_picks
+
     context = app_context(ctx)
     window = context.settings.digest.window_days
     with context.store() as store:
@@ -176,6 +177,8 @@ def preview(
     ] = None,
 ) -> None:
     """Show today's digest as plain text, without sending it or changing anything."""
+    from paperdigest.service import build_digest
+
     context = app_context(ctx)
     settings = context.settings.digest
     env = make_environment(settings.templates_dir)

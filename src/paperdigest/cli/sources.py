@@ -15,7 +15,6 @@ from rich.table import Table
 from paperdigest.cli.common import app, app_context, clean_errors, err, out, progress
 from paperdigest.config import ProfileSettings, Settings
 from paperdigest.errors import PaperdigestError
-from paperdigest.refresh import SOURCES, enabled_sources, refresh_sources
 from paperdigest.store import FetchEntry, Store
 
 
@@ -77,6 +76,8 @@ def fetch(
         raise PaperdigestError("give --date or --since, not both")
     first = _day(day, "--date") or _day(since, "--since")
     last = _day(day, "--date")
+    from paperdigest.refresh import enabled_sources, refresh_sources
+
     context = app_context(ctx)
     settings = context.settings
     chosen = enabled_sources(settings) if source is SourceChoice.all else [source.value]
@@ -150,6 +151,8 @@ def _profile_names(settings: Settings, store: Store) -> list[str]:
 @clean_errors
 def status(ctx: typer.Context) -> None:
     """Papers stored, stars, dismissals, the last fetch of each source, and digests."""
+    from paperdigest.refresh import SOURCES
+
     context = app_context(ctx)
     settings = context.settings
     now = datetime.now(UTC)
