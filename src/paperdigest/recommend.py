@@ -16,8 +16,8 @@ from scipy import sparse
 from paperdigest.ranking import Ranker, select
 
 # The sample that stands in for "every other paper": its per-term variances standardise
-# each candidate. 5,000 rows give +0.002 recall@100 over 2,000 on CiteULike-a, on each of
-# four samples (bench/README.md).
+# each candidate. 5,000 rows give +0.0016 to +0.0032 recall@100 over 2,000 on CiteULike-a,
+# on each of four samples (bench/README.md).
 BACKGROUND_ROWS = 5000
 
 
