@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from paperdigest import features
 from paperdigest.features import make_vectorizer, paper_text
 from paperdigest.ranking import Ranker, Reason, select
 
@@ -58,8 +59,13 @@ def test_make_vectorizer_handles_tiny_corpora(n: int) -> None:
         assert np.all(np.asarray(x.sum(axis=1)).ravel() > 0), "every paper keeps some terms"
 
 
-def test_transform_gives_exactly_scikit_learns_matrix() -> None:
+@pytest.mark.parametrize("batch", [2048, 3])
+def test_transform_gives_exactly_scikit_learns_matrix(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
+
+    monkeypatch.setattr(features, "_COUNT_BATCH", batch)  # 3: papers counted in batches
 
     texts, _ = corpus([("graphs", 40), ("astro", 40), ("bio", 40)])
     vec = make_vectorizer(len(texts)).fit(texts)

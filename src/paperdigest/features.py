@@ -12,7 +12,7 @@ import copy
 import re
 import string
 from collections.abc import Callable, Iterable
-from itertools import pairwise
+from itertools import islice, pairwise
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,7 @@ class PaperAnalyzer:
 _WORDS = PaperAnalyzer()
 _STOP = ENGLISH_STOP_WORDS
 _PAIR_SHIFT = 32  # a word pair's key: first word's code << 32 | second word's code
+_COUNT_BATCH = 2048
 
 
 class _BatchCounter:
@@ -149,6 +150,21 @@ class _BatchCounter:
         return len(self.dropped) - 1
 
     def counts(self, docs: Iterable[str], dtype: type) -> sp.csr_matrix:
+        """The docs' count matrix, ``_COUNT_BATCH`` docs at a time (a batch's tokens are
+        Python strings: ~60 bytes each, ~200 a paper)."""
+        remaining = iter(docs)
+        parts = []
+        while batch := list(islice(remaining, _COUNT_BATCH)):
+            parts.append(self._counts(batch, dtype))
+        if not parts:
+            return sp.csr_matrix((0, self.n_features), dtype=dtype)
+        if len(parts) == 1:
+            return parts[0]
+        stacked = sp.vstack(parts, format="csr")
+        stacked.sort_indices()  # already sorted row by row; this only records it
+        return stacked
+
+    def _counts(self, docs: list[str], dtype: type) -> sp.csr_matrix:
         tokens: list[str] = []
         lengths: list[int] = []
         for doc in docs:
