@@ -89,7 +89,6 @@ class PaperAnalyzer:
 
 
 _WORDS = PaperAnalyzer()
-_STOP = ENGLISH_STOP_WORDS
 _PAIR_SHIFT = 32  # a word pair's key: first word's code << 32 | second word's code
 _COUNT_BATCH = 2048
 
@@ -147,7 +146,7 @@ class _BatchCounter:
         stem = STEM_MARK + word[: self.stem_len] if self.stem_len else None
         self.word_id.append(self.words.get(word, -1))
         self.stem_id.append(self.stems.get(stem, -1) if stem else -1)
-        self.dropped.append(word in _STOP or not _is_token(word))
+        self.dropped.append(word in ENGLISH_STOP_WORDS or not _is_token(word))
         return len(self.dropped) - 1
 
     def counts(self, docs: Iterable[str], dtype: type) -> sp.csr_matrix:
@@ -288,17 +287,11 @@ class _SafeTfidfVectorizer(TfidfVectorizer):
         check_is_fitted(self, "idf_")
         if isinstance(self.analyzer, PaperAnalyzer):
             counts = self._paper_counter().counts(raw_documents, self.dtype)
-        else:
-            if isinstance(self.analyzer, TitleGramAnalyzer):
-                ids = self.analyzer.feature_ids(self.vocabulary_)
-            else:
-                analyze = self.build_analyzer()
-                lookup = {name: int(i) for name, i in self.vocabulary_.items()}.get
-
-                def ids(doc: str) -> list[int]:
-                    return [i for i in map(lookup, analyze(doc)) if i is not None]
-
+        elif isinstance(self.analyzer, TitleGramAnalyzer):
+            ids = self.analyzer.feature_ids(self.vocabulary_)
             counts = _counts_of_ids(raw_documents, ids, len(self.vocabulary_), self.dtype)
+        else:
+            return super().transform(raw_documents)
         return self._tfidf.transform(counts, copy=False)
 
     def _paper_counter(self) -> _BatchCounter:
