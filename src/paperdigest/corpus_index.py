@@ -99,7 +99,7 @@ class CorpusIndex:
         segments: list[sparse.csr_matrix],
         seg_of: np.ndarray | None = None,
         local_row: np.ndarray | None = None,
-        vectorizers: _Vectorizers | Callable[[], _Vectorizers] | None = None,
+        vectorizers: Callable[[], _Vectorizers] | None = None,
         term_embedding: np.ndarray | None = None,
         vector_segments: list[np.ndarray] | None = None,
         title_segments: list[sparse.csr_matrix] | None = None,
@@ -113,7 +113,7 @@ class CorpusIndex:
         n = len(self.pks)
         self.seg_of = np.zeros(n, np.int32) if seg_of is None else seg_of
         self.local_row = np.arange(n, dtype=np.int64) if local_row is None else local_row
-        # The fitted vectorizers, or how to load them when first needed.
+        # Gives the fitted vectorizers (loading them from the cache on first use).
         self._vectorizers = vectorizers
         # (n_features x dim) term vectors fitted with the vocabulary; None on tiny corpora.
         self.term_embedding = term_embedding
@@ -125,27 +125,18 @@ class CorpusIndex:
         self.vector_segments = vector_segments
         # Title character n-grams (`make_title_vectorizer`), segment for segment.
         self.title_segments = title_segments
-        if n_title_features is None and isinstance(vectorizers, _Vectorizers):
-            n_title_features = vectorizers.n_titles
         self.n_title_features = n_title_features
         self._matrix: sparse.csr_matrix | None = None
-
-    def _loaded(self) -> _Vectorizers | None:
-        if self._vectorizers is not None and not isinstance(self._vectorizers, _Vectorizers):
-            self._vectorizers = self._vectorizers()
-        return self._vectorizers
 
     @property
     def vectorizer(self) -> TfidfVectorizer | None:
         """The fitted word vectorizer (loaded from the cache on first use)."""
-        loaded = self._loaded()
-        return None if loaded is None else loaded.words
+        return None if self._vectorizers is None else self._vectorizers().words
 
     @property
     def title_vectorizer(self) -> TfidfVectorizer | None:
         """The fitted title n-gram vectorizer (loaded from the cache on first use)."""
-        loaded = self._loaded()
-        return None if loaded is None else loaded.titles
+        return None if self._vectorizers is None else self._vectorizers().titles
 
     @property
     def n_rows(self) -> int:
@@ -781,10 +772,11 @@ def build_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
         segment.days,
         vectorizers.words.get_feature_names_out(),
         [segment.matrix],
-        vectorizers=vectorizers,
+        vectorizers=lambda: vectorizers,
         term_embedding=embedding,
         vector_segments=None if segment.vectors is None else [segment.vectors],
         title_segments=[segment.titles] if segment.titles is not None else None,
+        n_title_features=vectorizers.n_titles,
     )
 
 
@@ -894,15 +886,16 @@ class _Cache:
     def __init__(
         self,
         manifest: dict[str, Any],
-        vectorizers: _Vectorizers | Callable[[], _Vectorizers],
+        vectorizers: Callable[[], _Vectorizers],
         segments: list[_Segment],
         feature_names: np.ndarray,
         term_embedding: np.ndarray | None,
         term_vectors: TermVectors | None = None,
     ) -> None:
         self.manifest = manifest
-        # Fitted, or how to load them: only appending new papers needs them.
-        self._vectorizers = vectorizers
+        # Gives the fitted vectorizers, loaded once (only appending new papers needs them);
+        # shared with every index and appended cache made from this one.
+        self.load_vectorizers = vectorizers
         self.segments = segments
         self.feature_names = feature_names
         self.term_embedding = term_embedding
@@ -910,13 +903,6 @@ class _Cache:
         if term_vectors is None and term_embedding is not None:
             term_vectors = TermVectors(term_embedding)
         self.term_vectors = term_vectors
-
-    @property
-    def vectorizers(self) -> _Vectorizers:
-        """The fitted vectorizers; raises _CacheError when their file is unreadable."""
-        if not isinstance(self._vectorizers, _Vectorizers):
-            self._vectorizers = self._vectorizers()
-        return self._vectorizers
 
     def index(self) -> CorpusIndex:
         vectors = [s.vectors for s in self.segments]
@@ -940,8 +926,7 @@ class _Cache:
             [s.matrix for s in self.segments],
             seg_of,
             local,
-            vectorizers=self._vectorizers if isinstance(self._vectorizers, _Vectorizers)
-            else lambda: self.vectorizers,
+            vectorizers=self.load_vectorizers,
             term_embedding=self.term_embedding,
             vector_segments=vectors if all(v is not None for v in vectors) else None,
             title_segments=[s.titles for s in self.segments],  # type: ignore[misc]
@@ -969,7 +954,9 @@ def _read_cache(directory: Path) -> _Cache:
         dim = None if embedding is None else embedding.shape[1]
         if any(e.get("dim", 0) != (dim or 0) for e in manifest["segments"]):
             raise _CacheError("paper vectors do not match the term vectors")
-        loader = functools.partial(_load_vectorizers, directory / vec_name, n_features, n_titles)
+        loader = functools.cache(
+            functools.partial(_load_vectorizers, directory / vec_name, n_features, n_titles)
+        )
         return _Cache(manifest, loader, segments, feature_names, embedding)
     except _CacheError:
         raise
@@ -1053,7 +1040,7 @@ def _write_full(
         "segments": [segment.entry or _write_segment(directory, segment)],
     }
     _publish(directory, manifest, previous)
-    return _Cache(manifest, vectorizers, [segment], feature_names, embedding)
+    return _Cache(manifest, lambda: vectorizers, [segment], feature_names, embedding)
 
 
 def _merge_point(sizes: list[int]) -> int:
@@ -1085,15 +1072,13 @@ def _append(
         i = _merge_point([s.matrix.shape[0] for s in segments])
         pair = segments[i : i + 2]
         merged = _Segment(
-            _owned(sparse.vstack([s.matrix for s in pair], format="csr", dtype=np.float32)),
+            _stack_rows([s.matrix for s in pair]),
             np.concatenate([s.pks for s in pair]),
             np.concatenate([s.days for s in pair]),
             vectors=None if cache.term_vectors is None else np.concatenate(
                 [np.asarray(s.vectors) for s in pair]
             ),
-            titles=_owned(
-                sparse.vstack([s.titles for s in pair], format="csr", dtype=np.float32)
-            ),
+            titles=_stack_rows([s.titles for s in pair]),
         )
         entries[i : i + 2] = [_write_segment(directory, merged)]
         segments[i : i + 2] = [merged]
@@ -1102,7 +1087,7 @@ def _append(
     _publish(directory, manifest, previous)
     return _Cache(
         manifest,
-        cache._vectorizers,
+        cache.load_vectorizers,
         segments,
         cache.feature_names,
         cache.term_embedding,
@@ -1202,7 +1187,7 @@ def _update(
         )
 
     try:
-        segment = _transform(cache.vectorizers, batches(), None)
+        segment = _transform(cache.load_vectorizers(), batches(), None)
     except _CacheError:
         return None
     if cache.term_vectors is not None:
