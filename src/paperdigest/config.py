@@ -128,6 +128,9 @@ class ArxivSourceSettings(_Section):
     # request every 3 seconds. Lower it only for a local test server.
     page_size: int = Field(100, ge=1, le=2000)
     request_delay: float = Field(3.0, ge=0)
+    # A paper is new on the day of its first version; true makes a new version of an
+    # older paper new again too (for profiles that were never sent it).
+    include_revisions: bool = False
 
 
 class SourcesSettings(_Section):

@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from urllib.parse import quote
 
 from paperdigest.ids import arxiv_url
 from paperdigest.models import Paper, Pick
 
 SNIPPET_CHARS = 320
+KEYWORDS_SHOWN = 5
 DEFAULT_SUBJECT = "paperdigest {date}: {count} papers for you"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One short piece of a digest item's details line, with a link when it has one."""
+
+    text: str
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,8 @@ class DigestItem:
     score: float
     reason: str
     upvotes: int | None = None
+    # The compact line under an item: organization, code, Hugging Face page, venue, DOI...
+    facts: tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,10 +72,37 @@ def format_authors(authors: Sequence[str], limit: int = 4) -> str:
     return ", ".join(authors[:limit]) + f" and {len(authors) - limit} more"
 
 
+def _web(link: str | None) -> str | None:
+    # Only web links: a stored link comes from an untrusted source (think "javascript:").
+    return link if link and link.lower().startswith(("https://", "http://")) else None
+
+
+def paper_facts(paper: Paper) -> tuple[Fact, ...]:
+    """What a reader values beside the abstract, from whichever source knew it."""
+    facts: list[Fact] = []
+    if paper.organization:
+        facts.append(Fact(paper.organization))
+    if github := _web(paper.github):
+        stars = f" ★{paper.github_stars}" if paper.github_stars else ""
+        facts.append(Fact(f"code{stars}", github))
+    if project := _web(paper.project_page):
+        facts.append(Fact("project page", project))
+    if hf_page := _web(paper.hf_page):
+        facts.append(Fact("Hugging Face", hf_page))
+    if paper.journal_ref:
+        facts.append(Fact(paper.journal_ref))
+    if paper.doi:
+        facts.append(Fact(f"doi:{paper.doi}", "https://doi.org/" + quote(paper.doi, safe="/")))
+    if paper.arxiv_comment:
+        facts.append(Fact(paper.arxiv_comment))
+    if paper.ai_keywords:
+        facts.append(Fact(", ".join(paper.ai_keywords[:KEYWORDS_SHOWN])))
+    return tuple(facts)
+
+
 def paper_link(paper: Paper) -> str | None:
-    # Only web links: a stored url comes from an untrusted source (think "javascript:").
-    if paper.url and paper.url.lower().startswith(("https://", "http://")):
-        return paper.url
+    if link := _web(paper.url):
+        return link
     if paper.arxiv_id:
         return arxiv_url(paper.arxiv_id)
     return None
@@ -80,6 +119,7 @@ def item_for(paper: Paper, score: float, reason: str) -> DigestItem:
         score=round(score, 4),
         reason=reason,
         upvotes=paper.upvotes,
+        facts=paper_facts(paper),
     )
 
 

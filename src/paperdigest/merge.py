@@ -32,11 +32,21 @@ def record_columns(record: PaperRecord) -> dict[str, Any]:
         "github": record.github,
         "project_page": record.project_page,
         "ai_summary": record.ai_summary,
+        "hf_page": record.hf_page,
+        "github_stars": record.github_stars,
+        "organization": record.organization,
+        "ai_keywords": json.dumps(list(record.ai_keywords)) if record.ai_keywords else None,
+        "arxiv_comment": record.arxiv_comment,
+        "doi": record.doi,
+        "journal_ref": record.journal_ref,
     }
 
 
 # A newer arXiv version speaks for these over whatever is stored; an older one only fills gaps.
-_VERSIONED = ("title", "abstract", "authors", "categories", "primary_category", "updated")
+_VERSIONED = (
+    "title", "abstract", "authors", "categories", "primary_category", "updated",
+    "arxiv_comment", "doi", "journal_ref",
+)
 
 
 def _version_order(stored: dict[str, Any], record: PaperRecord) -> int:
@@ -64,13 +74,13 @@ def merged_columns(stored: dict[str, Any], record: PaperRecord) -> dict[str, Any
         if column == "abstract":
             if old and len(old) >= len(new):
                 continue  # keep the fuller abstract
-        elif column in ("upvotes", "version", "comments", "updated", "listed"):
+        elif column in ("upvotes", "version", "comments", "updated", "listed", "github_stars"):
             if old is not None and old >= new:
                 continue  # counts only grow; a new version supersedes an old one
         elif column in ("title", "listed_label", "published", "url") and old:
             continue  # the first source to date, title or link a paper keeps it
         elif (
-            column in ("authors", "categories")
+            column in ("authors", "categories", "ai_keywords")
             and old
             and len(json.loads(old)) >= len(json.loads(new))
         ):

@@ -32,6 +32,16 @@ class PaperRecord:
     github: str | None = None
     project_page: str | None = None
     ai_summary: str | None = None
+    # What readers value from each source (issue 11): Hugging Face's paper page, the
+    # GitHub repository's stars, the submitting organization and its AI keywords; arXiv's
+    # author comment ("12 pages, ICLR 2026"), DOI and journal reference.
+    hf_page: str | None = None
+    github_stars: int | None = None
+    organization: str | None = None
+    ai_keywords: tuple[str, ...] = ()
+    arxiv_comment: str | None = None
+    doi: str | None = None
+    journal_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,15 @@ class Paper:
     listed_label: str | None = None
     upvotes: int | None = None
     arxiv_id: str | None = None
+    hf_page: str | None = None
+    github: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    organization: str | None = None
+    ai_keywords: tuple[str, ...] = ()
+    arxiv_comment: str | None = None
+    doi: str | None = None
+    journal_ref: str | None = None
 
 
 @dataclass(frozen=True)

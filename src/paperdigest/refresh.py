@@ -21,7 +21,7 @@ from paperdigest.errors import PaperdigestError
 from paperdigest.sources import Batch
 from paperdigest.sources.arxiv import ArxivQuery, Throttle, fetch_arxiv
 from paperdigest.sources.hf import fetch_hf
-from paperdigest.sources.http import RetryPolicy, make_client
+from paperdigest.sources.http import HostUnreachable, RetryPolicy, make_client
 from paperdigest.store import FetchEntry, Store
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def _batches(
         page_size=arxiv.page_size,
         since=window[0],
         until=window[1],
+        include_revisions=arxiv.include_revisions,
     )
     throttle = Throttle(arxiv.request_delay, sleep=sleep)
     return fetch_arxiv(client, arxiv.base_url, query, policy, throttle), None
@@ -120,9 +121,14 @@ def _run_source(
                 stats = store.ingest(batch.result.records, today=today)
                 new, updated = new + stats.new, updated + stats.updated
                 unchanged += stats.unchanged
+            if not batch.completes:
+                continue  # a page of a day: the bar moves once the day is read
             done += 1
             if on_progress:
                 on_progress(source, done, expected)
+    except HostUnreachable as exc:
+        error = f"{exc}; {how_to_disable(source)}"
+        log.warning("%s failed: %s", source, error)
     except Exception as exc:  # one source failing, for any reason, must not stop the others
         error = str(exc) if isinstance(exc, PaperdigestError) else f"{type(exc).__name__}: {exc}"
         log.warning("%s failed: %s", source, error, exc_info=not isinstance(exc, PaperdigestError))
@@ -135,6 +141,13 @@ def _run_source(
         error=error,
         unchanged=unchanged,
         problems=tuple(problems),
+    )
+
+
+def how_to_disable(source: str) -> str:
+    return (
+        f"to turn this source off, set enabled = false under [sources.{source}] "
+        f"or PAPERDIGEST_SOURCES__{source.upper()}__ENABLED=false"
     )
 
 

@@ -139,6 +139,16 @@ MIGRATIONS: list[str] = [
         INSERT INTO paper_changes(pk) VALUES (old.pk);
     END;
     """,
+    # Live sources on real data (issue 11): what readers value from each source.
+    """
+    ALTER TABLE papers ADD COLUMN hf_page TEXT;
+    ALTER TABLE papers ADD COLUMN github_stars INTEGER;
+    ALTER TABLE papers ADD COLUMN organization TEXT;
+    ALTER TABLE papers ADD COLUMN ai_keywords TEXT;
+    ALTER TABLE papers ADD COLUMN arxiv_comment TEXT;
+    ALTER TABLE papers ADD COLUMN doi TEXT;
+    ALTER TABLE papers ADD COLUMN journal_ref TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -698,6 +708,15 @@ def _paper(row: sqlite3.Row) -> Paper:
         listed_label=row["listed_label"],
         upvotes=row["upvotes"],
         arxiv_id=row["arxiv_id"],
+        hf_page=row["hf_page"],
+        github=row["github"],
+        github_stars=row["github_stars"],
+        project_page=row["project_page"],
+        organization=row["organization"],
+        ai_keywords=tuple(json.loads(row["ai_keywords"] or "[]")),
+        arxiv_comment=row["arxiv_comment"],
+        doi=row["doi"],
+        journal_ref=row["journal_ref"],
     )
 
 

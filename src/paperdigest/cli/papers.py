@@ -31,7 +31,22 @@ LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help
 
 
 def _paper_json(paper: Paper, **extra: object) -> dict[str, object]:
-    return {"id": paper.id, "title": paper.title, **extra}
+    # Every key always present (null or [] when no source said), so `jq` paths are stable.
+    return {
+        "id": paper.id,
+        "title": paper.title,
+        **extra,
+        "url": paper.url,
+        "hf_page": paper.hf_page,
+        "github": paper.github,
+        "github_stars": paper.github_stars,
+        "project_page": paper.project_page,
+        "organization": paper.organization,
+        "ai_keywords": list(paper.ai_keywords),
+        "arxiv_comment": paper.arxiv_comment,
+        "doi": paper.doi,
+        "journal_ref": paper.journal_ref,
+    }
 
 
 def _short(text: str, width: int = 90) -> str:

@@ -2,9 +2,12 @@
 
 A page is an Atom feed with `opensearch:totalResults`, `startIndex` and `itemsPerPage`;
 each entry has an `id` (http://arxiv.org/abs/XXXXvN), `published` (version 1), `updated`
-(this version), `title`, `summary`, `author/name`, `arxiv:primary_category` and
-`category` terms. A feed that is not well-formed (a truncated download) is skipped
-whole: its last entries cannot be trusted. A bad entry is skipped with a Problem.
+(this version), `title`, `summary`, `author/name`, `arxiv:primary_category`, `category`
+terms, and when the authors gave them `arxiv:comment`, `arxiv:doi` and `arxiv:journal_ref`.
+arXiv reports a bad query (with HTTP 400) as a feed whose one entry, with an id under
+`/api/errors`, says what is wrong: `arxiv_error_message` reads it. A feed that is not
+well-formed (a truncated download) is skipped whole: its last entries cannot be trusted.
+A bad entry is skipped with a Problem.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ class ArxivPage:
     total: int | None = None  # opensearch:totalResults
     start: int | None = None  # opensearch:startIndex
     entries: int = 0  # entries on this page, good or bad: how far to advance `start`
-    oldest: date | None = None  # the earliest activity (published or updated) on the page
+    oldest: date | None = None  # the earliest first version (published) on the page
+    # The earliest latest activity (published or updated): for listings of revisions too.
+    oldest_activity: date | None = None
 
 
 def _int(value: Any) -> int | None:
@@ -44,6 +49,24 @@ def _int(value: Any) -> int | None:
 def _date(parsed: Any) -> date | None:
     if isinstance(parsed, time.struct_time):
         return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
+    return None
+
+
+def _text(entry: Any, key: str) -> str | None:
+    value = entry.get(key)
+    return clean(value) or None if isinstance(value, str) else None
+
+
+def _is_error(entry: Any) -> bool:
+    return "/api/errors" in str(entry.get("id", ""))
+
+
+def arxiv_error_message(data: bytes) -> str | None:
+    """What arXiv's error feed (sent with HTTP 400) says is wrong, or None if it is not one."""
+    feed = feedparser.parse(io.BytesIO(data))
+    for entry in feed.get("entries", []):
+        if _is_error(entry):
+            return _text(entry, "summary") or _text(entry, "title") or "unknown error"
     return None
 
 
@@ -81,6 +104,9 @@ def parse_arxiv_entry(entry: Any, where: str) -> PaperRecord | Problem:
         version=version,
         source="arxiv",
         updated=_date(entry.get("updated_parsed")),
+        arxiv_comment=_text(entry, "arxiv_comment"),
+        doi=_text(entry, "arxiv_doi"),
+        journal_ref=_text(entry, "arxiv_journal_ref"),
     )
 
 
@@ -99,7 +125,7 @@ def parse_arxiv_page(data: bytes, where: str) -> ArxivPage:
     records: list[PaperRecord] = []
     problems: list[Problem] = []
     for index, entry in enumerate(entries):
-        if "/api/errors" in str(entry.get("id", "")):
+        if _is_error(entry):
             # arXiv reports a bad query as a feed with one "Error" entry.
             message = clean(entry.get("summary") or "unknown error")
             problems.append(Problem(where, f"arXiv reported an error: {message}"))
@@ -110,14 +136,15 @@ def parse_arxiv_page(data: bytes, where: str) -> ArxivPage:
         else:
             records.append(parsed)
     header = feed.get("feed", {})
-    # A revised paper counts from its latest version, as the date window does.
-    dates = [max(d for d in (r.published, r.updated) if d) for r in records if r.published]
+    firsts = [r.published for r in records if r.published]
+    latest = [max(d for d in (r.published, r.updated) if d) for r in records if r.published]
     return ArxivPage(
         result=ParseResult(records=records, problems=problems),
         total=_int(header.get("opensearch_totalresults")),
         start=_int(header.get("opensearch_startindex")),
         entries=len(entries),
-        oldest=min(dates) if dates else None,
+        oldest=min(firsts) if firsts else None,
+        oldest_activity=min(latest) if latest else None,
     )
 
 

@@ -1,15 +1,18 @@
 """Parser for the Hugging Face Daily Papers API (`/api/daily_papers?date=YYYY-MM-DD`).
 
-The response is a JSON list. Each item has `title`, `publishedAt` (when it was added to
-Daily Papers), `numComments`, `submittedBy`, `thumbnail` and a `paper` object with `id`
-(the arXiv id), `title`, `summary`, `authors` ([{name, hidden, ...}]), `publishedAt`,
-`upvotes`, and sometimes `githubRepo`, `projectPage` and `ai_summary`.
+The response is a JSON list (one page of a day). Each item has `title`, `publishedAt`,
+`numComments`, `submittedBy`, often `submitterOrganization` ({name, fullname}), and a
+`paper` object with `id` (the arXiv id), `title`, `summary`, `authors` ([{name, hidden,
+user, ...}]), `publishedAt` (the arXiv time), `upvotes`, `submittedOnDailyAt` (when it
+joined Daily Papers), and sometimes `githubRepo`, `githubStars`, `projectPage`,
+`ai_summary` and `ai_keywords`.
 A bad item is skipped with a Problem naming its index and id; the others still count.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from paperdigest.ids import arxiv_url, parse_arxiv_id
@@ -22,10 +25,45 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+HF_PAPER_PAGE = "https://huggingface.co/papers/{}"
+
+
 def _link(value: Any) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")):
-        return value.strip()
+    # Real projectPage values come with leading spaces: strip before checking the scheme.
+    link = value.strip() if isinstance(value, str) else ""
+    return link if link.lower().startswith(("https://", "http://")) else None
+
+
+def _organization(item: dict[str, Any], paper: dict[str, Any]) -> str | None:
+    for value in (paper.get("organization"), item.get("organization"),
+                  item.get("submitterOrganization")):
+        if isinstance(value, dict):
+            for key in ("fullname", "name"):
+                name = value.get(key)
+                if isinstance(name, str) and clean(name):
+                    return clean(name)
     return None
+
+
+def _keywords(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    words = (clean(word) for word in value if isinstance(word, str))
+    return tuple(dict.fromkeys(word for word in words if word))
+
+
+def listing_day(item: dict[str, Any], paper: dict[str, Any], requested: date | None) -> date | None:
+    """The day the paper was on Daily Papers.
+
+    `paper.submittedOnDailyAt` says it; failing that the day asked for; failing that the
+    top-level `publishedAt` (which was the listing time in 2024, but since 2025-03 is the
+    arXiv time minus a few hours, so it is only a last resort).
+    """
+    return (
+        iso_date(paper.get("submittedOnDailyAt"))
+        or requested
+        or iso_date(item.get("publishedAt"))
+    )
 
 
 def _authors(value: Any) -> tuple[str, ...] | None:
@@ -41,7 +79,9 @@ def _authors(value: Any) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def parse_hf_item(item: Any, where: str) -> PaperRecord | Problem:
+def parse_hf_item(
+    item: Any, where: str, requested: date | None = None
+) -> PaperRecord | Problem:
     if not isinstance(item, dict):
         return Problem(where, "item is not a JSON object; skipped")
     paper = item.get("paper")
@@ -66,6 +106,7 @@ def parse_hf_item(item: Any, where: str) -> PaperRecord | Problem:
     if upvotes is not None and _count(upvotes) is None:
         return Problem(where, "'paper.upvotes' is not a count; skipped")
     ai_summary = paper.get("ai_summary")
+    github = _link(paper.get("githubRepo"))
     return PaperRecord(
         title=clean(title),
         abstract=clean(summary),
@@ -73,35 +114,52 @@ def parse_hf_item(item: Any, where: str) -> PaperRecord | Problem:
         authors=authors,
         url=arxiv_url(arxiv_id),
         published=iso_date(paper.get("publishedAt")) or iso_date(item.get("publishedAt")),
-        # The top-level publishedAt is the day it joined Daily Papers: news to a reader
-        # even when the arXiv paper is years old.
-        listed=iso_date(item.get("publishedAt")),
+        # The day it was on Daily Papers: news to a reader even when the arXiv paper is
+        # years old, and new again when it is featured again.
+        listed=listing_day(item, paper, requested),
         upvotes=_count(upvotes),
         source="hf",
         comments=_count(item.get("numComments")),
-        github=_link(paper.get("githubRepo")),
+        github=github,
         project_page=_link(paper.get("projectPage")),
         ai_summary=clean(ai_summary) or None if isinstance(ai_summary, str) else None,
+        hf_page=HF_PAPER_PAGE.format(arxiv_id),
+        github_stars=_count(paper.get("githubStars")) if github else None,
+        organization=_organization(item, paper),
+        ai_keywords=_keywords(paper.get("ai_keywords")),
     )
 
 
-def parse_hf_daily(data: bytes, where: str) -> ParseResult:
-    """One day's response. `where` names it in problems, e.g. the request URL."""
+def parse_hf_items(data: bytes, where: str) -> list[Any] | Problem:
+    """The JSON list of one response, or the Problem that makes it unusable."""
     text = decode_text(data)
     if text is None:
-        return ParseResult(problems=[Problem(where, "response is not UTF-8 text; skipped")])
+        return Problem(where, "response is not UTF-8 text; skipped")
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        message = f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); skipped"
-        return ParseResult(problems=[Problem(where, message)])
+        return Problem(
+            where, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); skipped"
+        )
     if not isinstance(items, list):
-        kind = type(items).__name__
-        return ParseResult(problems=[Problem(where, f"expected a JSON list, got {kind}; skipped")])
+        return Problem(where, f"expected a JSON list, got {type(items).__name__}; skipped")
+    return items
+
+
+def parse_hf_daily(data: bytes, where: str, requested: date | None = None) -> ParseResult:
+    """One response (a day, or one page of it). `where` names it in problems, e.g. the
+    request URL; `requested` is the day asked for, the listing day when items lack one."""
+    items = parse_hf_items(data, where)
+    if isinstance(items, Problem):
+        return ParseResult(problems=[items])
+    return parse_hf_list(items, where, requested)
+
+
+def parse_hf_list(items: list[Any], where: str, requested: date | None = None) -> ParseResult:
     records: list[PaperRecord] = []
     problems: list[Problem] = []
     for index, item in enumerate(items):
-        parsed = parse_hf_item(item, f"{where} item {index}")
+        parsed = parse_hf_item(item, f"{where} item {index}", requested)
         if isinstance(parsed, Problem):
             problems.append(parsed)
         else:

@@ -12,6 +12,8 @@ from paperdigest.models import ParseResult, Problem
 class Batch:
     where: str  # the request, for warnings: URL and parameters
     result: ParseResult
+    # False on all but the last page of a step the progress bar counts (a Daily Papers day).
+    completes: bool = True
 
 
 def problem_batch(where: str, message: str) -> Batch:

@@ -1,20 +1,22 @@
 """arXiv listings by category through the Atom API, paged and politely throttled.
 
-Results come newest first (sortBy=submittedDate), so paging stops at the first page
-reaching back past `since`, at the end of the results, or at `max_results`.
+Results come newest first, so paging stops at the first page reaching back past `since`,
+at the end of the results, or at `max_results`. A paper is listed (new) on the day of its
+first version (sortBy=submittedDate); with `include_revisions`, a new version of an older
+paper is listed again on the day it came out (sortBy=lastUpdatedDate).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import httpx
 
 from paperdigest.models import PaperRecord, ParseResult
-from paperdigest.parsers.arxiv import parse_arxiv_page
+from paperdigest.parsers.arxiv import arxiv_error_message, parse_arxiv_page
 from paperdigest.sources import Batch, problem_batch
 from paperdigest.sources.http import ResponseTooLarge, RetryPolicy, get_bytes
 
@@ -48,15 +50,25 @@ class ArxivQuery:
     page_size: int = 100
     since: date | None = None  # keep papers first published on or after this day
     until: date | None = None  # ... and on or before this one
+    include_revisions: bool = False  # a new version lists the paper again
 
 
 def _in_window(record: PaperRecord, query: ArxivQuery) -> bool:
-    """New in the window: first published in it, or revised in it (a new version)."""
+    """In the window: first published in it, or revised in it (a new version). Either
+    way the store keeps the newest text; whether the paper is *new* is its listed day."""
     first = record.published
     latest = max(d for d in (record.published, record.updated) if d is not None)
     if query.since is not None and latest < query.since:
         return False
     return query.until is None or first is None or first <= query.until
+
+
+def _as_listed(record: PaperRecord, query: ArxivQuery) -> PaperRecord:
+    """With revisions on, a paper is listed on the day of the version fetched, so a new
+    version of an old paper is new again (for profiles that were never sent it)."""
+    if query.include_revisions and record.updated and record.updated != record.published:
+        return replace(record, listed=record.updated)
+    return record
 
 
 def query_url(base_url: str) -> str:
@@ -77,7 +89,7 @@ def fetch_arxiv(
             size = min(query.page_size, query.max_results - start)
             params: dict[str, str | int] = {
                 "search_query": f"cat:{category}",
-                "sortBy": "submittedDate",
+                "sortBy": "lastUpdatedDate" if query.include_revisions else "submittedDate",
                 "sortOrder": "descending",
                 "start": start,
                 "max_results": size,
@@ -85,13 +97,13 @@ def fetch_arxiv(
             where = f"{url}?search_query=cat:{category}&start={start}"
             throttle.wait()
             try:
-                data = get_bytes(client, url, params, policy=policy)
+                data = get_bytes(client, url, params, policy=policy, explain=arxiv_error_message)
             except ResponseTooLarge as exc:
                 yield problem_batch(where, f"{exc}; page skipped")
                 start += size
                 continue
             page = parse_arxiv_page(data, where)
-            records = [r for r in page.result.records if _in_window(r, query)]
+            records = [_as_listed(r, query) for r in page.result.records if _in_window(r, query)]
             yield Batch(where, ParseResult(records, page.result.problems))
             if page.entries == 0:
                 if page.result.problems and page.total is None:
@@ -101,5 +113,6 @@ def fetch_arxiv(
             start += page.entries
             if page.total is not None and start >= page.total:
                 break
-            if query.since is not None and page.oldest is not None and page.oldest < query.since:
+            oldest = page.oldest_activity if query.include_revisions else page.oldest
+            if query.since is not None and oldest is not None and oldest < query.since:
                 break

@@ -2,11 +2,13 @@
 
 Transient failures (connect errors, timeouts, 5xx, 429) are retried with exponential
 backoff, honouring a Retry-After header. `sleep` is injected so tests never wait.
+A host name that does not resolve is not transient: it fails at once (HostUnreachable).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +33,20 @@ class FetchError(PaperdigestError):
 
 class ResponseTooLarge(FetchError):
     """The body exceeded the size cap; it is a malformed response, not a transient one."""
+
+
+class HostUnreachable(FetchError):
+    """The host name does not resolve (offline, or a typo): retrying would not help."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"cannot reach {host}: the host name does not resolve (offline?)")
+        self.host = host
+
+
+# The most of an error response read to explain it (arXiv's error feed is under 1 KiB).
+MAX_ERROR_BODY = 64 * 1024
+# Turns an error response's body into the server's own message, or None.
+ErrorExplainer = Callable[[bytes], str | None]
 
 
 @dataclass
@@ -74,6 +90,30 @@ def _transient(status: int) -> bool:
     return status == 429 or 500 <= status <= 599
 
 
+def _unresolvable(exc: BaseException) -> bool:
+    """True when the cause is a failed DNS lookup (socket.gaierror somewhere in the chain)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, socket.gaierror):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _error_detail(response: httpx.Response, explain: ErrorExplainer | None) -> str:
+    """': the server's message' from an error body, when `explain` can read one."""
+    if explain is None:
+        return ""
+    try:
+        body = _read_capped(response, "", MAX_ERROR_BODY)
+    except (FetchError, httpx.HTTPError):
+        return ""
+    message = explain(body)
+    return f": {message}" if message else ""
+
+
 def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
@@ -95,8 +135,12 @@ def get_bytes(
     *,
     policy: RetryPolicy | None = None,
     max_bytes: int = MAX_BODY_BYTES,
+    explain: ErrorExplainer | None = None,
 ) -> bytes:
-    """GET a URL's body, retrying transient failures; FetchError when it cannot."""
+    """GET a URL's body, retrying transient failures; FetchError when it cannot.
+
+    `explain` reads the body of a refused request (4xx) for the server's own reason.
+    """
     policy = policy or RetryPolicy()
     shown = str(httpx.URL(url, params=params))  # messages name the full request
     for attempt in range(policy.retries + 1):
@@ -108,10 +152,14 @@ def get_bytes(
                     return _read_capped(response, shown, max_bytes)
                 reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 if not _transient(response.status_code):
-                    raise FetchError(f"{shown}: {reason}")
+                    raise FetchError(f"{shown}: {reason}{_error_detail(response, explain)}")
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER:
                     raise FetchError(f"{shown}: {reason}, retry after {retry_after:.0f} s")
+        except httpx.ConnectError as exc:
+            if _unresolvable(exc):
+                raise HostUnreachable(httpx.URL(url).host) from None
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except httpx.TransportError as exc:
             # Connect errors, timeouts and dropped connections are worth another try.
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
