@@ -1,50 +1,140 @@
-"""`paperdigest fetch` and `paperdigest status` through the real CLI."""
+"""`paperdigest fetch` and `paperdigest status` through the real CLI, against a local server
+that pages like the live APIs and serves real recorded days."""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sources"
+from paperdigest.digest import assemble_digest, item_for
+from paperdigest.render import make_environment, render_digest
+from paperdigest.store import Store
+from tests.source_servers import ArxivAPI, DailyPapersAPI, fixture, real_day, real_days_api
 
 
 @pytest.fixture
-def hf_server(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
-    for day in ("2025-03-17", "2025-03-18"):
-        httpserver.expect_request(
-            "/api/daily_papers", query_string={"date": day}
-        ).respond_with_data((FIXTURES / f"hf_{day}.json").read_bytes(),
-                            content_type="application/json")
+def hf_api(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> DailyPapersAPI:
+    api = real_days_api().install(httpserver)
     # The environment override the README documents, pointing at the local server.
     monkeypatch.setenv("PAPERDIGEST_SOURCES__HF__BASE_URL", httpserver.url_for("/"))
-    return httpserver
+    return api
 
 
-def test_fetch_one_day_reports_counts(cli, data_dir: Path, hf_server: HTTPServer) -> None:
-    result = cli("fetch", "--source", "hf", "--date", "2025-03-17")
+def stored(data_dir: Path, arxiv_ids: list[str]) -> list[tuple[str, str]]:
+    with Store.open(data_dir) as store:
+        return store.conn.execute(
+            "SELECT arxiv_id, listed FROM papers "
+            "WHERE arxiv_id IN (SELECT value FROM json_each(?)) ORDER BY arxiv_id",
+            (json.dumps(arxiv_ids),),
+        ).fetchall()
+
+
+def test_fetch_one_day_reports_counts(cli, data_dir: Path, hf_api: DailyPapersAPI) -> None:
+    result = cli("fetch", "--source", "hf", "--date", "2025-09-30")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "hf: 3 new, 0 updated, 0 skipped"
-    assert len(hf_server.log) == 1
+    assert result.stdout.strip() == "hf: 50 new, 0 updated, 0 skipped"
 
-    again = cli("fetch", "--source", "hf", "--date", "2025-03-17")
+    again = cli("fetch", "--source", "hf", "--date", "2025-09-30")
     assert again.stdout.strip() == "hf: 0 new, 0 updated, 0 skipped"
 
-    found = cli("search", "ReCamMaster")
-    assert "2503.11647" in found.stdout
+    found = cli("search", "ToolUniverse", "--json")
+    (hit,) = json.loads(found.stdout)
+    assert hit["id"] == "2509.23426"
+    assert hit["github"] == "https://github.com/mims-harvard/ToolUniverse"
+    assert hit["github_stars"] == 233
+    assert hit["hf_page"] == "https://huggingface.co/papers/2509.23426"
+    assert hit["project_page"] == "https://aiscientist.tools/"
+    assert hit["organization"] is None or isinstance(hit["organization"], str)
+    assert hit["ai_keywords"] and hit["doi"] is None
 
 
-def test_fetch_two_days_then_status(cli, data_dir: Path, hf_server: HTTPServer) -> None:
-    result = cli("fetch", "--source", "hf", "--date", "2025-03-18")
+def test_fetch_since_stores_every_paper_once_on_its_daily_papers_day(
+    cli, data_dir: Path, hf_api: DailyPapersAPI
+) -> None:
+    # Three real archived days, fetched as one range (2024-10-10 is a Thursday; the
+    # days around it have nothing on this server, as a weekend has nothing live).
+    hf_api.days["2024-10-11"] = real_day("2024-03-12")  # stand-in for the next day
+    result = cli("fetch", "--source", "hf", "--since", "2024-10-09", "--until", "2024-10-12")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "hf: 2 new, 1 updated, 0 skipped"  # one was a seed paper
+    # 46 + 9 papers; two were seed papers already, which gain their arXiv ids.
+    assert result.stdout.strip() == "hf: 53 new, 2 updated, 0 skipped"
+    assert sorted(hf_api.pages_of("2024-10-10")) == [0]  # 46: a short page, the last
+    oct_10 = [i["paper"]["id"] for i in real_day("2024-10-10")]
+    oct_11 = [i["paper"]["id"] for i in real_day("2024-03-12")]
+    rows = stored(data_dir, oct_10 + oct_11)
+    assert len(rows) == 55  # every paper once
+    assert {listed for arxiv_id, listed in rows if arxiv_id in oct_10} == {"2024-10-10"}
+    assert {listed for arxiv_id, listed in rows if arxiv_id in oct_11} == {"2024-10-11"}
+
+
+def test_fetch_a_day_then_status(cli, data_dir: Path, hf_api: DailyPapersAPI) -> None:
+    result = cli("fetch", "--source", "hf", "--date", "2024-03-12")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "hf: 8 new, 1 updated, 0 skipped"  # one was a seed paper
     status = cli("status")
     assert status.exit_code == 0
-    assert re.search(r"hf\s+yes\s+.* ok: 2 new, 1 updated, 0 skipped", status.stdout)
+    assert re.search(r"hf\s+yes\s+.* ok: 8 new, 1 updated, 0 skipped", status.stdout)
     assert re.search(r"arxiv\s+no\s+never fetched", status.stdout)
     assert re.search(r"default\s+0\s+0\s+never\s+not scheduled", status.stdout)
+
+
+def test_the_digest_shows_each_papers_details_line(
+    cli, data_dir: Path, hf_api: DailyPapersAPI
+) -> None:
+    cli("fetch", "--source", "hf", "--date", "2025-09-30")
+    with Store.open(data_dir) as store:
+        papers = [store.resolve(ref) for ref in ("2509.24006", "2509.23426")]
+    digest = assemble_digest(date(2025, 9, 30), "ada", [item_for(p, 1.0, "new") for p in papers])
+    rendered = render_digest(digest, make_environment())
+    # Wrapped between words, never inside a link.
+    assert (
+        "   remaining weights with…\n"
+        "   Tsinghua University ·\n"
+        "   Hugging Face <https://huggingface.co/papers/2509.24006> · Diffusion\n"
+        "   Transformer, attention latency, sequence length, quadratic complexity,\n"
+        "   sparse acceleration\n"
+        "   -- new [id 2509.24006]\n"
+    ) in rendered.text
+    assert "   code ★233 <https://github.com/mims-harvard/ToolUniverse> ·\n" in rendered.text
+    assert (
+        '<a href="https://github.com/mims-harvard/ToolUniverse" style="color:#1d4ed8;">'
+        "code ★233</a> &middot; "
+    ) in rendered.html
+
+
+@pytest.mark.parametrize("source", ["hf", "arxiv"])
+def test_an_unresolvable_host_fails_at_once_in_one_line(
+    cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    monkeypatch.setenv(f"PAPERDIGEST_SOURCES__{source.upper()}__BASE_URL",
+                       "https://paperdigest-test.invalid")
+    result = cli("fetch", "--source", source, "--date", "2025-09-30")
+    assert result.exit_code == 1
+    (line,) = result.stdout.splitlines()
+    assert line == (
+        f"{source}: 0 new, 0 updated, 0 skipped; failed: cannot reach "
+        "paperdigest-test.invalid: the host name does not resolve (offline?); to turn this "
+        f"source off, set enabled = false under [sources.{source}] or "
+        f"PAPERDIGEST_SOURCES__{source.upper()}__ENABLED=false"
+    )
+    assert "retrying" not in result.stderr and "Traceback" not in result.output
+
+
+def test_arxivs_own_error_message_is_shown(
+    cli, data_dir: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ArxivAPI(refuse=(400, fixture("arxiv_error_400_id_abc.xml"))).install(httpserver)
+    monkeypatch.setenv("PAPERDIGEST_SOURCES__ARXIV__BASE_URL", httpserver.url_for("/"))
+    monkeypatch.setenv("PAPERDIGEST_SOURCES__ARXIV__REQUEST_DELAY", "0")
+    result = cli("fetch", "--source", "arxiv", "--date", "2025-09-30")
+    assert result.exit_code == 1
+    assert re.search(r"arxiv: 0 new.*failed: .*HTTP 400 BAD REQUEST: incorrect id format for abc",
+                     result.stdout)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +142,10 @@ def test_fetch_two_days_then_status(cli, data_dir: Path, hf_server: HTTPServer) 
     [
         (["--date", "2025-02-30"], "--date '2025-02-30' is not a date as YYYY-MM-DD"),
         (["--date", "2025-03-17", "--since", "2025-03-10"], "give --date or --since, not both"),
-        (["--since", "2024-01-01"], "fetch at most 31 days at a time"),
+        (["--since", "2024-01-01"], "fetch at most 31 days at a time (--since with --until)"),
+        (["--until", "2024-01-01"], "--until goes with --since"),
+        (["--since", "2024-01-05", "--until", "2024-01-01"], "--since 2024-01-05 is after "
+                                                            "2024-01-01"),
     ],
 )
 def test_bad_dates_are_one_clean_line(cli, data_dir: Path, args: list[str], message: str) -> None:

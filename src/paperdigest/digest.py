@@ -12,6 +12,7 @@ from paperdigest.models import Paper, Pick
 
 SNIPPET_CHARS = 320
 KEYWORDS_SHOWN = 5
+DETAILS_WIDTH = 76  # the plain-text details line wraps between facts, never inside a link
 DEFAULT_SUBJECT = "paperdigest {date}: {count} papers for you"
 
 
@@ -21,6 +22,10 @@ class Fact:
 
     text: str
     link: str | None = None
+
+    @property
+    def plain(self) -> str:
+        return f"{self.text} <{self.link}>" if self.link else self.text
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,22 @@ class DigestItem:
     upvotes: int | None = None
     # The compact line under an item: organization, code, Hugging Face page, venue, DOI...
     facts: tuple[Fact, ...] = ()
+
+    @property
+    def facts_lines(self) -> list[str]:
+        """The facts as plain-text lines, " · " between them, wrapped at DETAILS_WIDTH
+        between words but never inside a link."""
+        lines = [""]
+        for number, fact in enumerate(self.facts):
+            words = [fact.plain] if fact.link else fact.text.split()
+            for index, word in enumerate(words):
+                gap = " · " if index == 0 and number > 0 else " " if index > 0 else ""
+                if lines[-1] and len(lines[-1]) + len(gap) + len(word) > DETAILS_WIDTH:
+                    lines[-1] += gap.rstrip()
+                    lines.append(word)
+                else:
+                    lines[-1] += gap + word
+        return [line for line in lines if line]
 
 
 @dataclass(frozen=True)

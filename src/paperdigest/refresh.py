@@ -64,7 +64,9 @@ def fetch_window(
     if since > until:
         raise PaperdigestError(f"--since {since} is after {until}")
     if (until - since).days >= MAX_RANGE_DAYS:
-        raise PaperdigestError(f"fetch at most {MAX_RANGE_DAYS} days at a time")
+        raise PaperdigestError(
+            f"fetch at most {MAX_RANGE_DAYS} days at a time (--since with --until)"
+        )
     return min(since, until), until
 
 

@@ -66,6 +66,10 @@ def fetch(
         str | None,
         typer.Option("--since", help="Fetch from this day (YYYY-MM-DD) through today."),
     ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="With --since: stop at this day (YYYY-MM-DD), not today."),
+    ] = None,
 ) -> None:
     """Fetch new papers from Hugging Face Daily Papers and arXiv into the store.
 
@@ -74,8 +78,10 @@ def fetch(
     """
     if day is not None and since is not None:
         raise PaperdigestError("give --date or --since, not both")
+    if until is not None and since is None:
+        raise PaperdigestError("--until goes with --since")
     first = _day(day, "--date") or _day(since, "--since")
-    last = _day(day, "--date")
+    last = _day(day, "--date") or _day(until, "--until")
     from paperdigest.refresh import enabled_sources, refresh_sources
 
     context = app_context(ctx)

@@ -54,13 +54,17 @@ class ArxivQuery:
 
 
 def _in_window(record: PaperRecord, query: ArxivQuery) -> bool:
-    """In the window: first published in it, or revised in it (a new version). Either
-    way the store keeps the newest text; whether the paper is *new* is its listed day."""
-    first = record.published
-    latest = max(d for d in (record.published, record.updated) if d is not None)
-    if query.since is not None and latest < query.since:
-        return False
-    return query.until is None or first is None or first <= query.until
+    """First published in the window, or revised in it (a new version). Either way the
+    store keeps the newest text; whether the paper counts as new is its listed day."""
+
+    def inside(day: date | None) -> bool:
+        return (
+            day is not None
+            and (query.since is None or day >= query.since)
+            and (query.until is None or day <= query.until)
+        )
+
+    return inside(record.published) or inside(record.updated)
 
 
 def _as_listed(record: PaperRecord, query: ArxivQuery) -> PaperRecord:
