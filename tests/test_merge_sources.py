@@ -94,3 +94,27 @@ def test_upvotes_only_grow(store: Store) -> None:
     assert row(store, "2503.11731")["upvotes"] == 37
     store.ingest([replace(HF, upvotes=80)])
     assert row(store, "2503.11731")["upvotes"] == 80
+
+
+def test_what_readers_value_merges_from_both_sources(store: Store) -> None:
+    hf = replace(HF, hf_page="https://huggingface.co/papers/2503.11731", github_stars=12,
+                 organization="Bangor University", ai_keywords=("neuroevolution",))
+    arxiv = replace(ARXIV_V1, arxiv_comment="8 pages", doi="10.1000/neuvo.1",
+                    journal_ref="GECCO 2025")
+    store.ingest([hf, arxiv])
+    paper = store.resolve("2503.11731")
+    assert (paper.hf_page, paper.github_stars, paper.organization) == (
+        "https://huggingface.co/papers/2503.11731", 12, "Bangor University")
+    assert paper.ai_keywords == ("neuroevolution",)
+    assert (paper.arxiv_comment, paper.doi, paper.journal_ref) == (
+        "8 pages", "10.1000/neuvo.1", "GECCO 2025")
+    # Stars only grow; a later listing with fewer keywords keeps the longer list.
+    store.ingest([replace(hf, github_stars=7, ai_keywords=())])
+    assert store.resolve("2503.11731").github_stars == 12
+    # A new version speaks for its own comment; an older one never brings its back.
+    v2 = replace(ARXIV_V2, arxiv_comment="10 pages, camera-ready")
+    store.ingest([v2, arxiv])
+    assert store.resolve("2503.11731").arxiv_comment == "10 pages, camera-ready"
+    store.ingest([hf, v2])
+    assert store.ingest([hf, v2]).unchanged == 2
+    assert store.resolve("2503.11731").arxiv_comment == "10 pages, camera-ready"

@@ -13,6 +13,7 @@ from werkzeug import Request, Response
 from paperdigest import __version__
 from paperdigest.sources.http import (
     FetchError,
+    HostUnreachable,
     ResponseTooLarge,
     RetryPolicy,
     get_bytes,
@@ -152,4 +153,32 @@ def test_an_undecodable_body_fails_without_retrying(httpserver: HTTPServer, clie
     )
     with pytest.raises(FetchError, match="DecodingError"):
         get_bytes(client, httpserver.url_for("/p"), policy=RetryPolicy(sleep=sleeps))
+    assert sleeps == []
+
+
+def test_an_unresolvable_host_is_not_retried(sleeps) -> None:
+    # .invalid is reserved (RFC 2606): it never resolves, online or not.
+    with make_client(timeout=5.0) as client, pytest.raises(HostUnreachable) as raised:
+        get_bytes(client, "https://paperdigest-test.invalid/api/daily_papers",
+                  {"date": "2025-09-30"}, policy=RetryPolicy(retries=3, sleep=sleeps))
+    assert sleeps == []
+    assert str(raised.value) == (
+        "cannot reach paperdigest-test.invalid: the host name does not resolve (offline?)"
+    )
+
+
+def test_a_refused_request_carries_the_servers_own_reason(
+    httpserver: HTTPServer, client, sleeps
+) -> None:
+    httpserver.expect_request("/p").respond_with_data(b"<why>bad id</why>", status=400)
+
+    def explain(body: bytes) -> str | None:
+        return body.decode().removeprefix("<why>").removesuffix("</why>")
+
+    with pytest.raises(FetchError, match=r"HTTP 400 BAD REQUEST: bad id$"):
+        get_bytes(client, httpserver.url_for("/p"), policy=RetryPolicy(sleep=sleeps),
+                  explain=explain)
+    with pytest.raises(FetchError, match=r"HTTP 400 BAD REQUEST$"):
+        get_bytes(client, httpserver.url_for("/p"), policy=RetryPolicy(sleep=sleeps),
+                  explain=lambda body: None)
     assert sleeps == []
