@@ -55,6 +55,7 @@ class DailyPapersAPI:
     days: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     default_limit: int = 50
     max_limit: int = 100
+    refuse_limit_over: int | None = None  # answer 400 to a larger `limit` instead of capping
     # (day, page) -> HTTP status to answer instead of the page
     failures: dict[tuple[str, int], int] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)
@@ -68,6 +69,8 @@ class DailyPapersAPI:
             page = int(args.get("p", 0))
         except ValueError:
             return Response('{"error":"Invalid query"}', status=400)
+        if self.refuse_limit_over is not None and limit > self.refuse_limit_over:
+            return Response('{"error":"limit is too large"}', status=400)
         status = self.failures.get((day, page))
         if status is not None:
             return Response("Service Unavailable", status=status)

@@ -150,6 +150,18 @@ def test_a_server_that_caps_limit_at_50_still_gives_the_whole_day(
     assert api.pages_of(OCT_1.isoformat()) == [0, 1, 2]
 
 
+def test_a_server_that_refuses_our_limit_is_read_in_its_own_pages(
+    empty_store: Store, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = DailyPapersAPI({OCT_1.isoformat(): busy_day(OCT_1)}, refuse_limit_over=50)
+    api.install(httpserver)
+    hf = fetch(empty_store, httpserver, "hf", OCT_1)
+    assert (hf.ok, hf.new) == (True, 105)
+    assert [r.get("limit") for r in api.requests] == ["100", None, None, None]
+    assert api.pages_of(OCT_1.isoformat()) == [0, 0, 1, 2]
+    assert any("default pages instead" in r.getMessage() for r in caplog.records)
+
+
 def test_a_paper_repeated_on_a_later_page_is_counted_once(
     empty_store: Store, httpserver: HTTPServer
 ) -> None:

@@ -6,6 +6,7 @@ read page by page until a short page, so a busy day is never cut at the first pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import date
@@ -15,7 +16,15 @@ import httpx
 from paperdigest.models import Problem
 from paperdigest.parsers.hf import parse_hf_items, parse_hf_list
 from paperdigest.sources import Batch, problem_batch
-from paperdigest.sources.http import FetchError, ResponseTooLarge, RetryPolicy, get_bytes
+from paperdigest.sources.http import (
+    FetchError,
+    RefusedError,
+    ResponseTooLarge,
+    RetryPolicy,
+    get_bytes,
+)
+
+log = logging.getLogger(__name__)
 
 # Items per request. Hugging Face documents 100 as the largest `limit`; asking for more
 # risks a silently capped page that looks short and ends the day early.
@@ -30,37 +39,47 @@ def daily_papers_url(base_url: str) -> str:
     return f"{base_url.rstrip('/')}/api/daily_papers"
 
 
-def _full(count: int, limit: int) -> bool:
+def _full(count: int, limit: int | None) -> bool:
     """Whether a page of `count` items may have more after it.
 
     A page shorter than asked for is normally the last, but a server that caps `limit`
     below ours (at its default of 50, say) sends full pages that look short.
     """
-    return count >= min(limit, DEFAULT_PAGE)
+    return count >= min(limit or DEFAULT_PAGE, DEFAULT_PAGE)
 
 
 def fetch_hf_day(
-    client: httpx.Client, url: str, day: date, policy: RetryPolicy, limit: int = PAGE_LIMIT
+    client: httpx.Client,
+    url: str,
+    day: date,
+    policy: RetryPolicy,
+    limit: int | None = PAGE_LIMIT,
 ) -> Iterator[Batch]:
     """One Batch per page of one day, each paper once (a paper never repeats in a day)."""
     seen: set[str] = set()
     read = 0  # items received so far, good or bad
-    for page in range(MAX_PAGES):
-        where = f"{url}?date={day.isoformat()}&limit={limit}&p={page}"
-        params: dict[str, str | int] = {"date": day.isoformat(), "limit": limit, "p": page}
+    page = 0
+    while page < MAX_PAGES:
+        params: dict[str, str | int] = {"date": day.isoformat()}
+        if limit is not None:
+            params["limit"] = limit
+        params["p"] = page
+        where = f"{url}?{httpx.QueryParams(params)}"
         try:
             data = get_bytes(client, url, params, policy=policy)
         except ResponseTooLarge as exc:
             yield problem_batch(where, f"{exc}; skipped")
             return
         except FetchError as exc:
+            refused = isinstance(exc, RefusedError) and exc.status in (400, 422)
+            if page == 0 and limit is not None and refused:
+                # A server that will not take our `limit`: its own page size still pages.
+                log.warning("%s; reading the day in the server's default pages instead", exc)
+                limit = None
+                continue
             if page == 0:
                 raise
-            raise FetchError(
-                f"{day.isoformat()}: page {page} failed after a full page, so papers "
-                f"past the first {read} of that day are missing (the next fetch tries "
-                f"again): {exc}"
-            ) from None
+            raise _missing_rest(day, page, read, exc) from None
         items = parse_hf_items(data, where)
         if isinstance(items, Problem):
             yield problem_batch(where, items.message)
@@ -74,8 +93,16 @@ def fetch_hf_day(
         yield Batch(where, replace(result, records=fresh), completes=last)
         if last:
             return
+        page += 1
     yield problem_batch(
         f"{url}?date={day.isoformat()}", f"stopped after {MAX_PAGES} pages of {limit}"
+    )
+
+
+def _missing_rest(day: date, page: int, read: int, exc: FetchError) -> FetchError:
+    return FetchError(
+        f"{day.isoformat()}: page {page} failed after a full page, so papers past the "
+        f"first {read} of that day are missing (the next fetch tries again): {exc}"
     )
 
 

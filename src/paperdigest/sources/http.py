@@ -31,6 +31,14 @@ class FetchError(PaperdigestError):
     """A request failed for good: retries exhausted, or a response we must not use."""
 
 
+class RefusedError(FetchError):
+    """The server answered the request with a 4xx status: asking again will not help."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ResponseTooLarge(FetchError):
     """The body exceeded the size cap; it is a malformed response, not a transient one."""
 
@@ -152,7 +160,10 @@ def get_bytes(
                     return _read_capped(response, shown, max_bytes)
                 reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 if not _transient(response.status_code):
-                    raise FetchError(f"{shown}: {reason}{_error_detail(response, explain)}")
+                    detail = _error_detail(response, explain)
+                    if 400 <= response.status_code <= 499:
+                        raise RefusedError(f"{shown}: {reason}{detail}", response.status_code)
+                    raise FetchError(f"{shown}: {reason}{detail}")
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER:
                     raise FetchError(f"{shown}: {reason}, retry after {retry_after:.0f} s")
