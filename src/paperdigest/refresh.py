@@ -30,6 +30,8 @@ SOURCES = ("hf", "arxiv")
 # With no date given, catch up from the last successful fetch, but never further back.
 MAX_CATCHUP_DAYS = 7
 MAX_RANGE_DAYS = 31
+# Marks the log record of a source's failure: `fetch` prints it in its result line instead.
+SOURCE_FAILED = "paperdigest_source_failed"
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,11 @@ def _run_source(
                 on_progress(source, done, expected)
     except HostUnreachable as exc:
         error = f"{exc}; {how_to_disable(source)}"
-        log.warning("%s failed: %s", source, error)
+        log.warning("%s failed: %s", source, error, extra={SOURCE_FAILED: True})
     except Exception as exc:  # one source failing, for any reason, must not stop the others
         error = str(exc) if isinstance(exc, PaperdigestError) else f"{type(exc).__name__}: {exc}"
-        log.warning("%s failed: %s", source, error, exc_info=not isinstance(exc, PaperdigestError))
+        log.warning("%s failed: %s", source, error, exc_info=not isinstance(exc, PaperdigestError),
+                    extra={SOURCE_FAILED: True})
     return SourceResult(
         source=source,
         ok=error is None,

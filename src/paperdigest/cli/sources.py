@@ -37,6 +37,10 @@ class _WarningsToConsole(logging.Handler):
     """Source warnings (retries, skipped items) as one plain line each on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from paperdigest.refresh import SOURCE_FAILED
+
+        if getattr(record, SOURCE_FAILED, False):
+            return  # the source's result line on stdout says it already
         err.print(f"warning: {record.getMessage()}", markup=False, soft_wrap=True)
 
 
