@@ -134,9 +134,14 @@ def test_a_real_day_of_exactly_50_is_stored_whole_on_its_daily_papers_day(
 
 def test_a_busy_day_of_105_is_stored_whole(empty_store: Store, httpserver: HTTPServer) -> None:
     api = DailyPapersAPI({OCT_1.isoformat(): busy_day(OCT_1)}).install(httpserver)
-    hf = fetch(empty_store, httpserver, "hf", OCT_1)
+    progress: list[tuple[str, int, int | None]] = []
+    (hf,) = refresh_sources(
+        empty_store, make_settings(httpserver), sources=["hf"], since=OCT_1, until=OCT_1,
+        today=OCT_1, sleep=Sleeps(), on_progress=lambda *step: progress.append(step),
+    )
     assert (hf.ok, hf.new, hf.skipped) == (True, 105, 0)
     assert api.pages_of(OCT_1.isoformat()) == [0, 1]
+    assert progress == [("hf", 0, 1), ("hf", 1, 1)]  # the bar counts days, not pages
     listed = listed_days(empty_store, ids_of(busy_day(OCT_1)))
     assert len(listed) == 105 and set(listed.values()) == {"2025-10-01"}
 
