@@ -49,7 +49,7 @@ def test_fetch_one_day_reports_counts(cli, data_dir: Path, hf_api: DailyPapersAP
     assert hit["github_stars"] == 233
     assert hit["hf_page"] == "https://huggingface.co/papers/2509.23426"
     assert hit["project_page"] == "https://aiscientist.tools/"
-    assert hit["organization"] is None or isinstance(hit["organization"], str)
+    assert hit["organization"] == "Harvard University"
     assert hit["ai_keywords"] and hit["doi"] is None
 
 

@@ -66,8 +66,11 @@ def make_settings(server: HTTPServer | str, **extra: object) -> Settings:
     )
 
 
-def fetch(store: Store, server: HTTPServer, source: str, since: date, until: date | None = None,
-          settings: Settings | None = None, sleeps: Sleeps | None = None):
+def fetch(store: Store, server: HTTPServer | None, source: str, since: date,
+          until: date | None = None, settings: Settings | None = None,
+          sleeps: Sleeps | None = None):
+    """One source's fetch of since..until, as if today were `until`."""
+    assert settings is not None or server is not None
     (result,) = refresh_sources(
         store, settings or make_settings(server), sources=[source], since=since,
         until=until or since, today=until or since,
@@ -325,7 +328,7 @@ def test_an_unresolvable_host_fails_at_once_in_one_line(
 ) -> None:
     sleeps = Sleeps()
     settings = make_settings("http://paperdigest-test.invalid")
-    result = fetch(empty_store, None, source, SEP_30, settings=settings, sleeps=sleeps)  # type: ignore[arg-type]
+    result = fetch(empty_store, None, source, SEP_30, settings=settings, sleeps=sleeps)
     assert not result.ok and sleeps == []  # no retry, no wait
     assert result.error == (
         "cannot reach paperdigest-test.invalid: the host name does not resolve (offline?); "
