@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,14 @@ from pytest_httpserver import HTTPServer
 from paperdigest.digest import assemble_digest, item_for
 from paperdigest.render import make_environment, render_digest
 from paperdigest.store import Store
-from tests.source_servers import ArxivAPI, DailyPapersAPI, fixture, real_day, real_days_api
+from tests.source_servers import (
+    ArxivAPI,
+    DailyPapersAPI,
+    fixture,
+    listed_on,
+    real_day,
+    real_days_api,
+)
 
 
 @pytest.fixture
@@ -70,6 +77,25 @@ def test_fetch_since_stores_every_paper_once_on_its_daily_papers_day(
     assert len(rows) == 55  # every paper once
     assert {listed for arxiv_id, listed in rows if arxiv_id in oct_10} == {"2024-10-10"}
     assert {listed for arxiv_id, listed in rows if arxiv_id in oct_11} == {"2024-10-11"}
+
+
+def test_fetch_since_runs_through_today(cli, data_dir: Path, hf_api: DailyPapersAPI) -> None:
+    # The three real days, served as the last three days, as the live API would list them
+    # (the 2024 items carry no submittedOnDailyAt: their day is the day asked for).
+    today = date.today()
+    days = [today - timedelta(days=n) for n in (2, 1, 0)]
+    hf_api.days = {
+        days[0].isoformat(): listed_on(real_day("2025-09-30"), days[0]),
+        days[1].isoformat(): listed_on(real_day("2024-10-10"), days[1]),
+        days[2].isoformat(): real_day("2024-03-12"),
+    }
+    result = cli("fetch", "--source", "hf", "--since", (today - timedelta(days=3)).isoformat())
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "hf: 103 new, 2 updated, 0 skipped"
+    for day, name in zip(days, ("2025-09-30", "2024-10-10", "2024-03-12"), strict=True):
+        ids = [i["paper"]["id"] for i in real_day(name)]
+        rows = stored(data_dir, ids)
+        assert len(rows) == len(ids) and {listed for _, listed in rows} == {day.isoformat()}
 
 
 def test_fetch_a_day_then_status(cli, data_dir: Path, hf_api: DailyPapersAPI) -> None:
@@ -142,7 +168,7 @@ def test_arxivs_own_error_message_is_shown(
     [
         (["--date", "2025-02-30"], "--date '2025-02-30' is not a date as YYYY-MM-DD"),
         (["--date", "2025-03-17", "--since", "2025-03-10"], "give --date or --since, not both"),
-        (["--since", "2024-01-01"], "fetch at most 31 days at a time (--since with --until)"),
+        (["--since", "2020-01-01"], "fetch at most 366 days at a time (--since with --until)"),
         (["--until", "2024-01-01"], "--until goes with --since"),
         (["--since", "2024-01-05", "--until", "2024-01-01"], "--since 2024-01-05 is after "
                                                             "2024-01-01"),

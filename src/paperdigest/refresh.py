@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 SOURCES = ("hf", "arxiv")
 # With no date given, catch up from the last successful fetch, but never further back.
 MAX_CATCHUP_DAYS = 7
-MAX_RANGE_DAYS = 31
+# A range given by hand may reach back a year: a Daily Papers day is one or two requests,
+# and arXiv stops at `max_results` per category whatever the range.
+MAX_RANGE_DAYS = 366
 # Marks the log record of a source's failure: `fetch` prints it in its result line instead.
 SOURCE_FAILED = "paperdigest_source_failed"
 
