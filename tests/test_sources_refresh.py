@@ -468,7 +468,7 @@ def test_hf_down_the_daily_job_still_sends_the_digest(
     (message,) = plain_server.received
     text = message.message.get_body(preferencelist=("plain",)).get_content()
     assert "Testing Deep Learning Models" in text  # an arXiv paper fetched just before
-    assert "doi:10.1109/ICSTW55395.2022.00035" in text  # with its details line
+    assert "DOI <https://doi.org/10.1109/ICSTW55395.2022.00035>" in text  # its details
     with Store.open(isolated_dirs) as store:
         hf = store.last_fetch("hf")
         arxiv = store.last_fetch("arxiv")

@@ -113,7 +113,7 @@ def paper_facts(paper: Paper) -> tuple[Fact, ...]:
     if paper.journal_ref:
         facts.append(Fact(paper.journal_ref))
     if paper.doi:
-        facts.append(Fact(f"doi:{paper.doi}", "https://doi.org/" + quote(paper.doi, safe="/")))
+        facts.append(Fact("DOI", "https://doi.org/" + quote(paper.doi, safe="/")))
     if paper.arxiv_comment:
         facts.append(Fact(paper.arxiv_comment))
     if paper.ai_keywords:
