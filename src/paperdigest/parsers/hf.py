@@ -141,6 +141,8 @@ def parse_hf_items(data: bytes, where: str) -> list[Any] | Problem:
         return Problem(
             where, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); skipped"
         )
+    except RecursionError:
+        return Problem(where, "JSON nested too deeply; skipped")
     if not isinstance(items, list):
         return Problem(where, f"expected a JSON list, got {type(items).__name__}; skipped")
     return items
