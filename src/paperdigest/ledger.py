@@ -222,6 +222,16 @@ def latest(store: Store, profile: str) -> LedgerEntry | None:
     return _entry(row) if row else None
 
 
+def unconfirmed_note(entry: LedgerEntry) -> str:
+    """What `status` says about a maybe-delivered day."""
+    then = (
+        "the next run sends it once more, same Message-ID"
+        if entry.maybe_count < MAX_MAYBE
+        else "not sent again"
+    )
+    return f"{entry.digest_date} MAYBE DELIVERED (the server never confirmed; {then})"
+
+
 # -- claiming -------------------------------------------------------------------------------
 
 

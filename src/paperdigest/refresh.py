@@ -9,6 +9,7 @@ Every good response is stored as it arrives, so a later failure keeps what came 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,22 @@ from paperdigest.sources.http import RetryPolicy, make_client
 from paperdigest.store import FetchEntry, Store
 
 log = logging.getLogger(__name__)
+
+
+class RefreshStopped(Exception):
+    """The stop event was set: the refresh ends between two requests."""
+
+
+def _stoppable(sleep: Callable[[float], None], stop: threading.Event | None):
+    """A sleep that ends, raising RefreshStopped, as soon as `stop` is set."""
+    if stop is None:
+        return sleep
+
+    def wait(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise RefreshStopped("stopping")
+
+    return wait
 
 SOURCES = ("hf", "arxiv")
 # With no date given, catch up from the last successful fetch, but never further back.
@@ -103,6 +120,7 @@ def _run_source(
     today: date,
     sleep: Callable[[float], None],
     on_progress: ProgressCallback | None,
+    stop: threading.Event | None = None,
 ) -> SourceResult:
     new = updated = unchanged = 0
     problems: list[str] = []
@@ -123,6 +141,10 @@ def _run_source(
             done += 1
             if on_progress:
                 on_progress(source, done, expected)
+            if stop is not None and stop.is_set():
+                raise RefreshStopped("stopping")
+    except RefreshStopped:
+        raise
     except Exception as exc:  # one source failing, for any reason, must not stop the others
         error = str(exc) if isinstance(exc, PaperdigestError) else f"{type(exc).__name__}: {exc}"
         log.warning("%s failed: %s", source, error, exc_info=not isinstance(exc, PaperdigestError))
@@ -153,12 +175,16 @@ def refresh_sources(
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> list[SourceResult]:
     """Fetch sources into the store; one failing never stops the others.
 
     `sources=None` means every enabled source; naming one runs it even if disabled.
     Every run is recorded in the fetch log, which `paperdigest status` shows.
+    Setting `stop` ends the refresh at the next request or backoff sleep (what was
+    stored stays; the stopped source is not logged, so the next fetch covers it again).
     """
+    sleep = _stoppable(sleep, stop)
     today = today or date.today()
     chosen = list(sources) if sources is not None else enabled_sources(settings)
     unknown = [s for s in chosen if s not in SOURCES]
@@ -169,9 +195,16 @@ def refresh_sources(
     results: list[SourceResult] = []
     try:
         for source in chosen:
+            if stop is not None and stop.is_set():
+                break
             started = datetime.now(UTC)
             window = fetch_window(store, source, today, since, until)
-            result = _run_source(store, source, settings, http, window, today, sleep, on_progress)
+            try:
+                result = _run_source(store, source, settings, http, window, today, sleep,
+                                     on_progress, stop)
+            except RefreshStopped:
+                log.warning("%s: refresh stopped", source)
+                break
             store.log_fetch(
                 FetchEntry(
                     source=source,

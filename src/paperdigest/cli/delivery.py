@@ -72,11 +72,18 @@ def send(
         typer.echo(f"{name}: sent to {recipients}")
     for name, why in report.skipped.items():
         err.print(f"{name}: {why}", markup=False, soft_wrap=True)
+    for name, why in report.empty.items():
+        typer.echo(f"{name}: {why}")
+    for name, why in report.maybe.items():
+        err.print(f"{name}: maybe delivered: {why}", markup=False, soft_wrap=True)
     for name, why in report.failed.items():
         err.print(f"{name}: not sent: {why}", markup=False, soft_wrap=True)
     if report.failed:
         raise DeliveryError(f"{len(report.failed)} of {len(profiles)} digests not sent")
-    if report.skipped and not (report.sent or report.written):
+    if report.maybe:
+        raise DeliveryError(f"{len(report.maybe)} of {len(profiles)} digests not confirmed "
+                            "by the server")
+    if report.skipped and not (report.sent or report.written or report.empty):
         raise typer.Exit(1)
 
 
