@@ -294,8 +294,8 @@ def claim(
     is resent (with its Message-ID) only while fewer than MAX_MAYBE copies may be out.
     """
     me = holder or Holder.current()
+    _write_unrecorded(store)  # committed on its own: the claim below may refuse
     with store.transaction() as conn:
-        _write_unrecorded(conn)
         rows = conn.execute(
             "SELECT * FROM digests WHERE profile = ? AND digest_date = ? ORDER BY id",
             (profile, day.isoformat()),
@@ -359,17 +359,21 @@ def claim(
     return Claim(row_id, profile, day, message_id, resend, took_over)
 
 
-def _write_unrecorded(conn) -> None:
+def _write_unrecorded(store: Store) -> None:
     """This process saw the server accept these but could not write it then: now."""
     with _live_lock:
         pending = dict(_unrecorded)
-    for claim_id, sent_at in pending.items():
-        conn.execute(
-            "UPDATE digests SET status = 'sent', sent_at = ?, in_flight = 0, error = NULL "
-            "WHERE id = ? AND status = 'sending'",
-            (_iso(sent_at), claim_id),
-        )
-        with _live_lock:
+    if not pending:
+        return
+    with store.transaction() as conn:
+        for claim_id, sent_at in pending.items():
+            conn.execute(
+                "UPDATE digests SET status = 'sent', sent_at = ?, in_flight = 0, error = NULL "
+                "WHERE id = ? AND status = 'sending'",
+                (_iso(sent_at), claim_id),
+            )
+    with _live_lock:
+        for claim_id in pending:
             _unrecorded.pop(claim_id, None)
 
 
