@@ -97,7 +97,7 @@ def catchup_due(profile: ProfileSettings, digest: DigestSettings, now: datetime)
 MAX_RETRY_DELAY = 900.0  # seconds: the daemon's backoff doubles up to 15 minutes
 # After SIGTERM, how long a source refresh may take to reach its next stop check before
 # the daemon leaves it behind.
-REFRESH_STOP_GRACE = 2.0
+REFRESH_STOP_GRACE = 0.5
 
 
 def retry_delay(backoff: float, failures: int) -> float:
