@@ -211,6 +211,23 @@ def test_a_claim_whose_process_is_gone_is_taken_over_at_once(store, faulty, capl
     assert _statuses(store) == ["sent"]
 
 
+def test_a_killed_holder_not_yet_reaped_is_gone(store, faulty):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = ledger_api.process_start(child.pid) or ""
+        child.kill()
+        # Not waited for: a zombie still has its pid, but holds nothing.
+        stat = Path(f"/proc/{child.pid}/stat")
+        deadline = datetime.now(UTC) + timedelta(seconds=WAIT)
+        while ") Z " not in stat.read_text() and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.05)
+        me = Holder.current()
+        _orphan_claim(store, Holder(child.pid, me.host, start))
+        assert _send(store, _settings(faulty)).sent.keys() == {"ada"}
+    finally:
+        child.wait()
+
+
 def test_a_pid_reused_by_another_process_does_not_hold_the_claim(store, faulty):
     me = Holder.current()
     _orphan_claim(store, Holder(os.getppid(), me.host, "a process that started earlier"))

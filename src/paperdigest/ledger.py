@@ -75,16 +75,21 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat from field 3 (state) on; empty where there is no such file."""
+    stat = _read(f"/proc/{pid}/stat")
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return stat.rpartition(")")[2].split() if stat else []
+
+
 def process_start(pid: int) -> str | None:
     """An opaque stamp that differs between two processes that had the same pid: boot id
     and start tick from /proc; None where /proc is not available."""
-    stat = _read(f"/proc/{pid}/stat")
-    if not stat:
+    fields = _stat_fields(pid)
+    if len(fields) <= 19:
         return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rpartition(")")[2].split()
     boot = _read("/proc/sys/kernel/random/boot_id") or "boot"
-    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+    return f"{boot}:{fields[19]}"
 
 
 _FALLBACK_START = datetime.now(UTC).isoformat()  # no /proc: when this module was loaded
@@ -136,6 +141,8 @@ def holder_gone(holder: Holder, claim_id: int, me: Holder | None = None) -> bool
         return True
     except PermissionError:
         pass  # it exists, under another user
+    if _stat_fields(holder.pid)[:1] in (["Z"], ["X"]):
+        return True  # killed, not yet reaped by its parent
     start = process_start(holder.pid)
     return start is not None and start != holder.start  # the pid was reused
 
