@@ -4,6 +4,9 @@ The daily job calls `refresh_sources` first; `paperdigest fetch` calls it too. E
 source runs on its own: one failing (down, timing out, answering garbage) is logged and
 recorded in the fetch log, and never stops the other or the digest that follows.
 Every good response is stored as it arrives, so a later failure keeps what came before.
+A `stop` event (the daemon's SIGTERM) ends a refresh at its next request or backoff sleep,
+so stopping never waits out retries; a stopped source is not logged as fetched, so the
+next refresh covers its days again.
 """
 
 from __future__ import annotations
