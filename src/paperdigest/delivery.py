@@ -73,8 +73,9 @@ def local_date(profile: ProfileSettings, settings: Settings, now: datetime) -> d
 
 
 def claim_ttl(smtp: SmtpSettings) -> timedelta:
-    """How long a 'sending' claim holds: longer than the slowest run retrying can take,
-    so only a crashed process's claim ever expires."""
+    """How long a claim whose holder cannot be checked (another host, or a row from before
+    claims named their process) holds: longer than the slowest run retrying can take, so
+    only a crashed process's claim ever expires. A holder on this host is checked instead."""
     waits = sum(min(smtp.backoff * 2**n, MAX_BACKOFF_SECONDS) for n in range(smtp.retries))
     # Each attempt may wait `timeout` on connect, greeting, login and data.
     return timedelta(minutes=10, seconds=waits + (smtp.retries + 1) * 4 * smtp.timeout)

@@ -184,7 +184,8 @@ class Daemon:
                 return "already sent"
         attempt = self._count_attempt(profile.name, day)
         log.info("%s: attempt %d at the %s digest", profile.name, attempt, day)
-        self._refresh()
+        if attempt == 1:
+            self._refresh()  # retries send from what is stored: no polling of the sources
         with Store.open(self.data_dir) as store:
             report = send_digests(
                 store, self.settings, [profile], now=self.clock(), connect=self.connect,
