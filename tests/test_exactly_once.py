@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from paperdigest import ledger as ledger_api
 from paperdigest.config import ProfileSettings, Settings
 from paperdigest.delivery import ledger, send_digests
 from paperdigest.ledger import Holder
+from paperdigest.refresh import refresh_sources
 from paperdigest.scheduler import Daemon, retry_delay
 from paperdigest.store import Store
 from tests.mail_fixtures import QUIET, write_config
@@ -516,3 +517,34 @@ def test_sigterm_during_the_source_refresh_stops_the_daemon_before_it_sends(
     assert faulty.received == []
     with Store.open(data_dir) as store:
         assert ledger(store) == []  # nothing claimed: a restart sends the day as usual
+
+
+# -- the refresh honours a stop event --------------------------------------------------------
+
+
+def test_a_stop_event_ends_a_refresh_between_requests(store, httpserver):
+    for day in ("2025-03-17", "2025-03-18", "2025-03-19"):
+        httpserver.expect_request("/api/daily_papers", query_string={"date": day}) \
+            .respond_with_data(b"[]", content_type="application/json")
+    settings = Settings(sources={"hf": {"base_url": httpserver.url_for("/").rstrip("/")}})
+    stop = threading.Event()
+
+    def progress(source: str, done: int, expected: int | None) -> None:
+        if done == 1:
+            stop.set()  # SIGTERM arrives while the first day is being stored
+
+    results = refresh_sources(store, settings, sources=["hf"], since=date(2025, 3, 17),
+                              until=date(2025, 3, 19), stop=stop, on_progress=progress)
+    assert len(httpserver.log) == 1  # the other two days were never asked for
+    assert results == []  # the stopped source is not logged as fetched
+    assert store.last_fetch("hf") is None
+
+
+def test_a_stop_event_cuts_a_backoff_sleep_short(store, httpserver):
+    httpserver.expect_request("/api/daily_papers").respond_with_data("down", status=503)
+    settings = Settings(sources={"hf": {"base_url": httpserver.url_for("/").rstrip("/")},
+                                 "retries": 5, "backoff": 600})
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()  # SIGTERM during the first ten-minute sleep
+    results = refresh_sources(store, settings, sources=["hf"], stop=stop)
+    assert len(httpserver.log) == 1 and results == []
