@@ -541,10 +541,16 @@ def test_a_stop_event_ends_a_refresh_between_requests(store, httpserver):
 
 
 def test_a_stop_event_cuts_a_backoff_sleep_short(store, httpserver):
-    httpserver.expect_request("/api/daily_papers").respond_with_data("down", status=503)
+    from werkzeug import Response
+
+    stop = threading.Event()
+
+    def down(request) -> Response:
+        stop.set()  # SIGTERM arrives with this answer: the client is about to back off
+        return Response("down", status=503)
+
+    httpserver.expect_request("/api/daily_papers").respond_with_handler(down)
     settings = Settings(sources={"hf": {"base_url": httpserver.url_for("/").rstrip("/")},
                                  "retries": 5, "backoff": 600})
-    stop = threading.Event()
-    threading.Timer(0.2, stop.set).start()  # SIGTERM during the first ten-minute sleep
     results = refresh_sources(store, settings, sources=["hf"], stop=stop)
     assert len(httpserver.log) == 1 and results == []

@@ -9,6 +9,12 @@ This is the small API every sender calls, one message at a time:
     mark_maybe(store, c.id, why)                          # timeout/drop after the payload
     mark_failed(store, c.id, why)                         # certainly not delivered
     mark_empty(store, c.id, why)                          # no picks: nothing to mail
+    mark_interrupted(store, c.id, why)                    # stopped at an unknown point
+
+`claim` first calls `take_over_stale` (claims whose process is gone); `c.resend` says an
+earlier attempt may be out, so the message must repeat `saved_items(store, c.id)`.
+`is_done` says no run should send the day again; `ledger` and `latest` read rows back.
+Every mark_* ends the claim in this process.
 
 Statuses: `sending` (claimed), `sent`, `maybe` (maybe delivered), `failed`, `empty`.
 A row is reused for every attempt of its day, so every attempt carries the Message-ID
@@ -107,7 +113,7 @@ class Holder:
         return cls(pid, socket.gethostname(), process_start(pid) or _FALLBACK_START)
 
     def __str__(self) -> str:
-        return f"pid {self.pid} on {self.host}"
+        return f"pid {self.pid} on {self.host}" if self.pid else "an unknown process"
 
 
 _live: set[int] = set()  # claim ids this process holds right now
@@ -283,6 +289,39 @@ def _still_held(row, now: datetime, ttl: timedelta, me: Holder) -> bool:
     return now - claimed < ttl
 
 
+def take_over_stale(
+    store: Store,
+    profile: str,
+    day: date,
+    *,
+    now: datetime,
+    ttl: timedelta = DEFAULT_TTL,
+    holder: Holder | None = None,
+) -> Holder | None:
+    """Release the day's claims whose holder is gone, in a transaction of its own (so a
+    refusal that follows never undoes it). A payload that was in flight counts as maybe
+    delivered. Returns the last gone holder, if any."""
+    me = holder or Holder.current()
+    took_over: Holder | None = None
+    with store.transaction() as conn:
+        rows = conn.execute(
+            "SELECT * FROM digests WHERE profile = ? AND digest_date = ? AND status = ? "
+            "ORDER BY id",
+            (profile, day.isoformat(), SENDING),
+        ).fetchall()
+        for row in rows:
+            if _still_held(row, now, ttl, me):
+                continue
+            took_over = _row_holder(row) or Holder(0, "", "")
+            conn.execute(
+                "UPDATE digests SET status = CASE WHEN in_flight OR maybe_count > 0 "
+                "THEN 'maybe' ELSE 'failed' END, maybe_count = maybe_count + in_flight, "
+                "in_flight = 0, error = ? WHERE id = ?",
+                (f"claim taken over: {_row_holder(row) or 'its process'} stopped", row["id"]),
+            )
+    return took_over
+
+
 def claim(
     store: Store,
     profile: str,
@@ -302,34 +341,20 @@ def claim(
     """
     me = holder or Holder.current()
     _write_unrecorded(store)  # committed on its own: the claim below may refuse
+    took_over = take_over_stale(store, profile, day, now=now, ttl=ttl, holder=me)
     with store.transaction() as conn:
         rows = conn.execute(
             "SELECT * FROM digests WHERE profile = ? AND digest_date = ? ORDER BY id",
             (profile, day.isoformat()),
         ).fetchall()
-        took_over: Holder | None = None
         for row in rows:
-            if row["status"] != SENDING:
-                continue
-            if _still_held(row, now, ttl, me):
+            if row["status"] == SENDING:
                 holder_text = _row_holder(row) or "another paperdigest process"
                 raise AlreadySentError(
                     f"the {day} digest for {profile!r} is being sent by another paperdigest "
                     f"process ({holder_text}, since "
                     f"{row['claimed_at'] or row['created_at']}); not sending it twice"
                 )
-            # Its holder is gone. A payload in flight may have reached the server.
-            took_over = _row_holder(row)
-            conn.execute(
-                "UPDATE digests SET status = CASE WHEN in_flight OR maybe_count > 0 "
-                "THEN 'maybe' ELSE 'failed' END, maybe_count = maybe_count + in_flight, "
-                "in_flight = 0, error = ? WHERE id = ?",
-                (f"claim taken over: {took_over or 'its process'} stopped", row["id"]),
-            )
-        rows = conn.execute(
-            "SELECT * FROM digests WHERE profile = ? AND digest_date = ? ORDER BY id",
-            (profile, day.isoformat()),
-        ).fetchall()
         sent = [row for row in rows if row["status"] == SENT]
         if sent and not force:
             raise AlreadySentError(
