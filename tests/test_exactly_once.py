@@ -188,6 +188,19 @@ def test_failing_to_record_sent_then_exiting_resends_once_with_the_same_message_
     assert len(set(faulty.message_ids())) == 1
 
 
+def test_an_attempt_that_cannot_be_recorded_is_not_sent(store, faulty):
+    store.conn.executescript("""
+        CREATE TEMP TRIGGER no_space BEFORE UPDATE OF data_attempts ON digests
+        WHEN new.profile = 'ada' BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;
+    """)
+    settings = Settings(smtp=faulty.settings(), profiles=[
+        ProfileSettings(**ADA), ProfileSettings(name="bob", email="bob@example.com")])
+    report = _send(store, settings)
+    assert "cannot write the attempt to the ledger" in report.failed["ada"]
+    assert report.sent.keys() == {"bob"}  # the same connection still serves the next one
+    assert [r.recipients for r in faulty.received] == [["bob@example.com"]]
+
+
 # -- claims name their holder ------------------------------------------------------------
 
 

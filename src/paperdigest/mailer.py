@@ -288,7 +288,12 @@ def send_message(
         conn.rset()
         raise smtplib.SMTPRecipientsRefused(refused)
     if before_data is not None:
-        before_data()
+        try:
+            before_data()
+        except BaseException:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.rset()  # nothing was sent; leave the connection ready for the next
+            raise
     code, reply = conn.docmd("DATA")
     if code != 354:
         with contextlib.suppress(smtplib.SMTPException, OSError):
