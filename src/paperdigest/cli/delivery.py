@@ -92,8 +92,8 @@ def send(
 def run(ctx: typer.Context) -> None:
     """Run in the foreground and send each profile's digest daily at its own hour.
 
-    A digest that did not go out is tried again with backoff while the catch-up window
-    lasts. Stops within seconds on Ctrl-C or SIGTERM, after a send in progress finishes.
+    Retries a digest that did not go out, with backoff, within the catch-up window.
+    Stops within seconds on Ctrl-C or SIGTERM, after a send in progress finishes.
     """
     from paperdigest.scheduler import Daemon
 
