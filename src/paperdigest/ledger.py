@@ -116,23 +116,24 @@ class Holder:
         return f"pid {self.pid} on {self.host}" if self.pid else "an unknown process"
 
 
-_live: set[int] = set()  # claim ids this process holds right now
-_unrecorded: dict[int, datetime] = {}  # accepted by the server, "sent" not yet written
+# A claim in this process is (database file, row id): one process may use several.
+ClaimKey = tuple[str, int]
+_live: set[ClaimKey] = set()  # claims this process holds right now
+_unrecorded: dict[ClaimKey, datetime] = {}  # accepted by the server, "sent" not written
 _live_lock = threading.Lock()
 
 
-def _hold(claim_id: int) -> None:
-    with _live_lock:
-        _live.add(claim_id)
+def _key(store: Store, claim_id: int) -> ClaimKey:
+    return (os.path.realpath(store.path), claim_id)
 
 
-def release(claim_id: int) -> None:
+def release(store: Store, claim_id: int) -> None:
     """Forget a claim in this process (every mark_* does it)."""
     with _live_lock:
-        _live.discard(claim_id)
+        _live.discard(_key(store, claim_id))
 
 
-def holder_gone(holder: Holder, claim_id: int, me: Holder | None = None) -> bool | None:
+def holder_gone(holder: Holder, claim: ClaimKey, me: Holder | None = None) -> bool | None:
     """True if the holder certainly stopped, False if it runs, None if unknowable (another
     host)."""
     me = me or Holder.current()
@@ -140,7 +141,7 @@ def holder_gone(holder: Holder, claim_id: int, me: Holder | None = None) -> bool
         return None
     if holder.pid == me.pid and holder.start == me.start:
         with _live_lock:
-            return claim_id not in _live  # this process: live while its run lasts
+            return claim not in _live  # this process: live while its run lasts
     try:
         os.kill(holder.pid, 0)
     except ProcessLookupError:
@@ -278,10 +279,10 @@ def _row_holder(row) -> Holder | None:
     return Holder(row["holder_pid"], row["holder_host"] or "", row["holder_start"] or "")
 
 
-def _still_held(row, now: datetime, ttl: timedelta, me: Holder) -> bool:
+def _still_held(store: Store, row, now: datetime, ttl: timedelta, me: Holder) -> bool:
     holder = _row_holder(row)
     if holder is not None:
-        gone = holder_gone(holder, row["id"], me)
+        gone = holder_gone(holder, _key(store, row["id"]), me)
         if gone is not None:
             return not gone
     # Another host, or a row written before holders were recorded: trust it for a while.
@@ -310,7 +311,7 @@ def take_over_stale(
             (profile, day.isoformat(), SENDING),
         ).fetchall()
         for row in rows:
-            if _still_held(row, now, ttl, me):
+            if _still_held(store, row, now, ttl, me):
                 continue
             took_over = _row_holder(row) or Holder(0, "", "")
             conn.execute(
@@ -387,26 +388,27 @@ def claim(
         if not message_id:
             message_id = message_id_for(_secret(store), profile, day, row_id, domain)
             conn.execute("UPDATE digests SET message_id = ? WHERE id = ?", (message_id, row_id))
-    _hold(row_id)
+    with _live_lock:
+        _live.add(_key(store, row_id))
     return Claim(row_id, profile, day, message_id, resend, took_over)
 
 
 def _write_unrecorded(store: Store) -> None:
     """This process saw the server accept these but could not write it then: now."""
     with _live_lock:
-        pending = dict(_unrecorded)
+        pending = {key: at for key, at in _unrecorded.items() if key[0] == _key(store, 0)[0]}
     if not pending:
         return
     with store.transaction() as conn:
-        for claim_id, sent_at in pending.items():
+        for (_, claim_id), sent_at in pending.items():
             conn.execute(
                 "UPDATE digests SET status = 'sent', sent_at = ?, in_flight = 0, error = NULL "
                 "WHERE id = ? AND status = 'sending'",
                 (_iso(sent_at), claim_id),
             )
     with _live_lock:
-        for claim_id in pending:
-            _unrecorded.pop(claim_id, None)
+        for key in pending:
+            _unrecorded.pop(key, None)
 
 
 # -- the digest a claim sends ---------------------------------------------------------------
@@ -459,10 +461,10 @@ def mark_sent(store: Store, claim_id: int, sent_at: datetime) -> None:
         )
     except BaseException:
         with _live_lock:
-            _unrecorded[claim_id] = sent_at
+            _unrecorded[_key(store, claim_id)] = sent_at
         raise
     finally:
-        release(claim_id)
+        release(store, claim_id)
 
 
 def mark_maybe(store: Store, claim_id: int, error: str) -> None:
@@ -474,7 +476,7 @@ def mark_maybe(store: Store, claim_id: int, error: str) -> None:
             (error, claim_id),
         )
     finally:
-        release(claim_id)
+        release(store, claim_id)
 
 
 def mark_failed(store: Store, claim_id: int, error: str) -> None:
@@ -487,7 +489,7 @@ def mark_failed(store: Store, claim_id: int, error: str) -> None:
             (error, claim_id),
         )
     finally:
-        release(claim_id)
+        release(store, claim_id)
 
 
 def mark_empty(store: Store, claim_id: int, why: str) -> None:
@@ -499,7 +501,7 @@ def mark_empty(store: Store, claim_id: int, why: str) -> None:
             (why, claim_id),
         )
     finally:
-        release(claim_id)
+        release(store, claim_id)
 
 
 def mark_interrupted(store: Store, claim_id: int, error: str) -> None:
@@ -512,4 +514,4 @@ def mark_interrupted(store: Store, claim_id: int, error: str) -> None:
             (error, claim_id),
         )
     finally:
-        release(claim_id)
+        release(store, claim_id)
