@@ -336,60 +336,71 @@ def claim(
 ) -> Claim:
     """Take (profile, day) for this process, or raise AlreadySentError saying why.
 
-    Runs in one BEGIN IMMEDIATE transaction, so of two concurrent runs one wins. A claim
-    whose holder is gone is taken over at once; an attempt that may have been delivered
-    is resent (with its Message-ID) only while fewer than MAX_MAYBE copies may be out.
+    The claim is one BEGIN IMMEDIATE transaction, so of two concurrent runs one wins. A
+    claim whose holder is gone is taken over at once (take_over_stale); an attempt that
+    may have been delivered is resent (with its Message-ID) only while fewer than
+    MAX_MAYBE copies may be out.
     """
     me = holder or Holder.current()
     _write_unrecorded(store)  # committed on its own: the claim below may refuse
     took_over = take_over_stale(store, profile, day, now=now, ttl=ttl, holder=me)
-    with store.transaction() as conn:
-        rows = conn.execute(
-            "SELECT * FROM digests WHERE profile = ? AND digest_date = ? ORDER BY id",
-            (profile, day.isoformat()),
-        ).fetchall()
-        for row in rows:
-            if row["status"] == SENDING:
-                holder_text = _row_holder(row) or "another paperdigest process"
+    key: ClaimKey | None = None
+    try:
+        with store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM digests WHERE profile = ? AND digest_date = ? ORDER BY id",
+                (profile, day.isoformat()),
+            ).fetchall()
+            for row in rows:
+                if row["status"] == SENDING:
+                    holder_text = _row_holder(row) or "another paperdigest process"
+                    raise AlreadySentError(
+                        f"the {day} digest for {profile!r} is being sent by another paperdigest "
+                        f"process ({holder_text}, since "
+                        f"{row['claimed_at'] or row['created_at']}); not sending it twice"
+                    )
+            sent = [row for row in rows if row["status"] == SENT]
+            if sent and not force:
                 raise AlreadySentError(
-                    f"the {day} digest for {profile!r} is being sent by another paperdigest "
-                    f"process ({holder_text}, since "
-                    f"{row['claimed_at'] or row['created_at']}); not sending it twice"
+                    f"the {day} digest for {profile!r} was already sent at {sent[-1]['sent_at']}; "
+                    "use --force to send it again"
                 )
-        sent = [row for row in rows if row["status"] == SENT]
-        if sent and not force:
-            raise AlreadySentError(
-                f"the {day} digest for {profile!r} was already sent at {sent[-1]['sent_at']}; "
-                "use --force to send it again"
-            )
-        reuse = rows[-1] if rows and not force and rows[-1]["status"] != SENT else None
-        if reuse is not None and reuse["maybe_count"] >= MAX_MAYBE:
-            raise AlreadySentError(
-                f"the {day} digest for {profile!r} may have been delivered "
-                f"{reuse['maybe_count']} times already (the server never confirmed); "
-                "not sending another copy; use --force to send it again"
-            )
-        if reuse is not None:
-            conn.execute(
-                "UPDATE digests SET status = 'sending', holder_pid = ?, holder_host = ?, "
-                "holder_start = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",
-                (me.pid, me.host, me.start, _iso(now), reuse["id"]),
-            )
-            row_id, message_id = reuse["id"], reuse["message_id"]
-            resend = reuse["maybe_count"] > 0
-        else:
-            cursor = conn.execute(
-                "INSERT INTO digests(profile, digest_date, status, created_at, claimed_at, "
-                "holder_pid, holder_host, holder_start, attempts) "
-                "VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1)",
-                (profile, day.isoformat(), _iso(now), _iso(now), me.pid, me.host, me.start),
-            )
-            row_id, message_id, resend = int(cursor.lastrowid or 0), None, False
-        if not message_id:
-            message_id = message_id_for(_secret(store), profile, day, row_id, domain)
-            conn.execute("UPDATE digests SET message_id = ? WHERE id = ?", (message_id, row_id))
-    with _live_lock:
-        _live.add(_key(store, row_id))
+            reuse = rows[-1] if rows and not force and rows[-1]["status"] != SENT else None
+            if reuse is not None and reuse["maybe_count"] >= MAX_MAYBE:
+                raise AlreadySentError(
+                    f"the {day} digest for {profile!r} may have been delivered "
+                    f"{reuse['maybe_count']} times already (the server never confirmed); "
+                    "not sending another copy; use --force to send it again"
+                )
+            if reuse is not None:
+                conn.execute(
+                    "UPDATE digests SET status = 'sending', holder_pid = ?, holder_host = ?, "
+                    "holder_start = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",
+                    (me.pid, me.host, me.start, _iso(now), reuse["id"]),
+                )
+                row_id, message_id = reuse["id"], reuse["message_id"]
+                resend = reuse["maybe_count"] > 0
+            else:
+                cursor = conn.execute(
+                    "INSERT INTO digests(profile, digest_date, status, created_at, claimed_at, "
+                    "holder_pid, holder_host, holder_start, attempts) "
+                    "VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1)",
+                    (profile, day.isoformat(), _iso(now), _iso(now), me.pid, me.host, me.start),
+                )
+                row_id, message_id, resend = int(cursor.lastrowid or 0), None, False
+            if not message_id:
+                message_id = message_id_for(_secret(store), profile, day, row_id, domain)
+                conn.execute("UPDATE digests SET message_id = ? WHERE id = ?", (message_id, row_id))
+            # Live before the commit: a thread of this process claiming next must find
+            # it held, not taken for a leftover of an ended run.
+            key = _key(store, row_id)
+            with _live_lock:
+                _live.add(key)
+    except BaseException:
+        if key is not None:
+            with _live_lock:
+                _live.discard(key)
+        raise
     return Claim(row_id, profile, day, message_id, resend, took_over)
 
 
