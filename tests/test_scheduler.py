@@ -156,7 +156,7 @@ def test_the_repeated_hour_when_clocks_go_back_sends_once(data_dir, plain_server
 
 def test_a_failing_source_refresh_never_stops_the_digest(data_dir, plain_server, monkeypatch,
                                                          caplog):
-    def broken(store, settings):
+    def broken(store, settings, **options):
         raise RuntimeError("hf is down")
 
     monkeypatch.setattr("paperdigest.scheduler.refresh_sources", broken)

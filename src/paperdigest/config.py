@@ -110,6 +110,8 @@ class ProfileSettings(_Section):
     email: Emails = Field(default_factory=list)
     send_time: SendTime | None = None
     timezone: str | None = None
+    # Mail a digest even when it has no picks (nothing new in the window).
+    send_empty: bool = False
 
     _tz = field_validator("timezone")(_check_timezone)
 

@@ -1,15 +1,28 @@
-"""Delivering digests exactly once: the ledger and the send use case.
+"""Delivering digests exactly once: the send use case over the ledger (ledger.py).
 
-The ledger is the `digests` table: one row per attempt at a (profile, digest date), with
-status 'sending' (claimed), 'sent' or 'failed'. A run claims its rows inside BEGIN
-IMMEDIATE before connecting, so of two concurrent runs only one finds the day unclaimed.
-Digest items are written, and the status becomes 'sent', in the same transaction and only
-after the SMTP server accepted the message: a failed send marks no paper as shown.
+For each profile a run claims the day in the ledger, builds the digest (or, when an
+earlier attempt may have been delivered, repeats that attempt's picks), saves the picks,
+and sends with the Message-ID the ledger gave the day. The ledger hears of each message
+as it happens: the attempt just before the payload, "sent" as soon as the server
+accepted it. How that keeps one digest a day:
+
+- kill -9 mid-run: the claim names its process; the next run sees it gone and takes the
+  day over at once. If the payload was on its way, the day counts as maybe delivered and
+  goes out once more with the same Message-ID, never with a new one.
+- An SMTP outage: nothing is marked; the day stays claimable, and the daemon retries it
+  with backoff (scheduler.py) while the catch-up window lasts.
+- A server that answers after the timeout: "maybe delivered", never retried in the run;
+  the next run sends one more copy with the same Message-ID, and that is the last.
+- A failure to write "sent" after the server accepted: the row still says the payload was
+  in flight, which the next run reads as maybe delivered (one more copy at most, same
+  Message-ID); in the same process the acceptance is remembered and written then instead.
+- A digest with no picks is not mailed (unless the profile sets send_empty = true).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,9 +30,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from paperdigest import ledger as ledger_api
 from paperdigest.config import ProfileSettings, Settings, SmtpSettings
 from paperdigest.digest import Digest, assemble_digest, item_for
 from paperdigest.errors import PaperdigestError
+from paperdigest.ledger import AlreadySentError, LedgerEntry, ledger, was_sent
 from paperdigest.mailer import (
     MAX_BACKOFF_SECONDS,
     ManagedConnection,
@@ -27,6 +42,7 @@ from paperdigest.mailer import (
     SendError,
     build_message,
     deliver,
+    domain_of,
     message_bytes,
     open_connection,
     sender_address,
@@ -37,11 +53,10 @@ from paperdigest.store import Store, check_profile_name
 
 log = logging.getLogger(__name__)
 
+__all__ = ["AlreadySentError", "DeliveryError", "LedgerEntry", "ledger", "send_digests",
+           "was_sent"]
+
 OUTBOX = "outbox"
-
-
-class AlreadySentError(PaperdigestError):
-    """Today's digest for this profile went out already, or is going out right now."""
 
 
 class DeliveryError(PaperdigestError):
@@ -58,131 +73,24 @@ def local_date(profile: ProfileSettings, settings: Settings, now: datetime) -> d
 
 
 def claim_ttl(smtp: SmtpSettings) -> timedelta:
-    """How long a 'sending' claim holds: longer than the slowest run retrying can take,
-    so only a crashed process's claim ever expires."""
+    """How long a claim whose holder cannot be checked (another host, or a row from before
+    claims named their process) holds: longer than the slowest run retrying can take, so
+    only a crashed process's claim ever expires. A holder on this host is checked instead."""
     waits = sum(min(smtp.backoff * 2**n, MAX_BACKOFF_SECONDS) for n in range(smtp.retries))
     # Each attempt may wait `timeout` on connect, greeting, login and data.
     return timedelta(minutes=10, seconds=waits + (smtp.retries + 1) * 4 * smtp.timeout)
 
 
-# -- the ledger -------------------------------------------------------------------------
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    id: int
-    profile: str
-    digest_date: date
-    status: str
-    created_at: datetime
-    sent_at: datetime | None
-    message_id: str | None
-    error: str | None
-
-
-def ledger(store: Store, profile: str | None = None) -> list[LedgerEntry]:
-    """Every attempt, oldest first."""
-    rows = store.conn.execute(
-        "SELECT * FROM digests WHERE (? IS NULL OR profile = ?) ORDER BY id",
-        (profile, profile),
-    ).fetchall()
-    return [
-        LedgerEntry(
-            id=row["id"],
-            profile=row["profile"],
-            digest_date=date.fromisoformat(row["digest_date"]),
-            status=row["status"],
-            created_at=datetime.fromisoformat(row["created_at"]),
-            sent_at=datetime.fromisoformat(row["sent_at"]) if row["sent_at"] else None,
-            message_id=row["message_id"],
-            error=row["error"],
-        )
-        for row in rows
-    ]
-
-
-def was_sent(store: Store, profile: str, day: date) -> bool:
-    row = store.conn.execute(
-        "SELECT 1 FROM digests WHERE profile = ? AND digest_date = ? AND status = 'sent'",
-        (profile, day.isoformat()),
-    ).fetchone()
-    return row is not None
-
-
-def claim(
-    store: Store, profile: str, day: date, *, now: datetime, ttl: timedelta, force: bool
-) -> int:
-    """Take (profile, day) for this process or raise AlreadySentError. Returns the row id."""
-    with store.transaction() as conn:
-        rows = conn.execute(
-            "SELECT id, status, created_at, sent_at FROM digests "
-            "WHERE profile = ? AND digest_date = ? AND status IN ('sent', 'sending') "
-            "ORDER BY id",
-            (profile, day.isoformat()),
-        ).fetchall()
-        for row in rows:
-            if row["status"] != "sending":
-                continue
-            claimed = datetime.fromisoformat(row["created_at"])
-            if now - claimed < ttl:
-                raise AlreadySentError(
-                    f"the {day} digest for {profile!r} is being sent by another paperdigest "
-                    f"process (since {_iso(claimed)}); not sending it twice"
-                )
-            # A crashed process left this claim behind: release it.
-            conn.execute(
-                "UPDATE digests SET status = 'failed', error = ? WHERE id = ?",
-                ("claim expired: the sending process stopped", row["id"]),
-            )
-        sent = [row for row in rows if row["status"] == "sent"]
-        if sent and not force:
-            raise AlreadySentError(
-                f"the {day} digest for {profile!r} was already sent at {sent[-1]['sent_at']}; "
-                "use --force to send it again"
-            )
-        cursor = conn.execute(
-            "INSERT INTO digests(profile, digest_date, status, created_at) "
-            "VALUES (?, ?, 'sending', ?)",
-            (profile, day.isoformat(), _iso(now)),
-        )
-        return int(cursor.lastrowid or 0)
-
-
-def mark_sent(
-    store: Store, digest_id: int, digest: Digest, sent_at: datetime, message_id: str
-) -> None:
-    with store.transaction() as conn:
-        conn.executemany(
-            "INSERT INTO digest_items(digest_id, paper_pk, rank, score, reason) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [
-                (digest_id, item.pk, rank, item.score, item.reason)
-                for rank, item in enumerate(digest.items, 1)
-            ],
-        )
-        conn.execute(
-            "UPDATE digests SET status = 'sent', sent_at = ?, message_id = ?, error = NULL "
-            "WHERE id = ?",
-            (_iso(sent_at), message_id, digest_id),
-        )
-
-
-def mark_failed(store: Store, digest_id: int, error: str) -> None:
-    store.conn.execute(
-        "UPDATE digests SET status = 'failed', error = ? WHERE id = ?", (error, digest_id)
-    )
-
-
 # -- building the day's digest ----------------------------------------------------------
 
 
-def build_for(store: Store, settings: Settings, profile: str, day: date) -> Digest:
-    """A resend of a day that went out repeats its picks; otherwise the ranker picks."""
-    previous = _sent_items(store, profile, day)
+def build_for(
+    store: Store, settings: Settings, profile: str, day: date, repeat_claim: int | None = None
+) -> Digest:
+    """A resend repeats earlier picks: those of the claim being resent (it may have been
+    delivered), else of a day that went out (--force); otherwise the ranker picks."""
+    previous = ledger_api.saved_items(store, repeat_claim) if repeat_claim else []
+    previous = previous or _sent_items(store, profile, day)
     cfg = settings.digest
     if not previous:
         return build_digest(store, profile, day, cfg.picks, cfg.window_days, cfg.trending)
@@ -205,15 +113,15 @@ def _sent_items(store: Store, profile: str, day: date) -> list[tuple[int, float,
         "ORDER BY id LIMIT 1",
         (profile, day.isoformat()),
     ).fetchone()
-    if row is None:
-        return []
-    return [
-        (pk, score, reason)
-        for pk, score, reason in store.conn.execute(
-            "SELECT paper_pk, score, reason FROM digest_items WHERE digest_id = ? ORDER BY rank",
-            (row["id"],),
-        )
-    ]
+    return ledger_api.saved_items(store, row["id"]) if row else []
+
+
+def empty_reason(settings: Settings) -> str:
+    return (
+        f"no new papers to pick (nothing unseen listed in the last "
+        f"{settings.digest.window_days} days); not mailed. Set send_empty = true in the "
+        "profile to mail an empty digest"
+    )
 
 
 # -- the send use case ------------------------------------------------------------------
@@ -225,6 +133,8 @@ class SendReport:
     skipped: dict[str, str] = field(default_factory=dict)  # profile -> why
     failed: dict[str, str] = field(default_factory=dict)  # profile -> error
     written: dict[str, Path] = field(default_factory=dict)  # dry run: profile -> .eml
+    maybe: dict[str, str] = field(default_factory=dict)  # profile -> why it may be out
+    empty: dict[str, str] = field(default_factory=dict)  # profile -> why nothing was mailed
 
 
 @dataclass
@@ -268,28 +178,43 @@ def send_digests(
                     "[[profiles]] entry or pass --to"
                 )
             day = local_date(profile, settings, now)
-            digest_id = None
+            claimed = None
             if not dry_run:
                 try:
-                    digest_id = claim(
-                        store, profile.name, day, now=now, ttl=claim_ttl(settings.smtp),
-                        force=force,
+                    claimed = ledger_api.claim(
+                        store, profile.name, day, now=now, domain=domain_of(sender),
+                        force=force, ttl=claim_ttl(settings.smtp),
                     )
                 except AlreadySentError as exc:
                     report.skipped[profile.name] = str(exc)
                     continue
+                if claimed.took_over is not None:
+                    log.warning("%s: took over the %s claim of %s, which is no longer "
+                                "running", profile.name, day, claimed.took_over)
             try:
-                jobs.append(_job(store, settings, env, profile, day, digest_id, sender,
-                                 recipients, now))
+                job = _job(store, settings, env, profile, day, claimed, sender, recipients,
+                           now)
+                if not job.digest.items and not profile.send_empty:
+                    why = empty_reason(settings)
+                    if claimed is not None:
+                        ledger_api.mark_empty(store, claimed.id, why)
+                    report.empty[profile.name] = why
+                    continue
+                if claimed is not None and not claimed.resend:
+                    ledger_api.save_items(
+                        store, claimed.id,
+                        [(item.pk, item.score, item.reason) for item in job.digest.items],
+                    )
+                jobs.append(job)
             except BaseException:
-                if digest_id is not None:
-                    mark_failed(store, digest_id, "run stopped before sending")
+                if claimed is not None:
+                    ledger_api.mark_failed(store, claimed.id, "run stopped before sending")
                 raise
     except BaseException:
         # Never leave a claim behind that would block the day until it expires.
         for job in jobs:
             if job.digest_id is not None:
-                mark_failed(store, job.digest_id, "run stopped before sending")
+                ledger_api.mark_failed(store, job.digest_id, "run stopped before sending")
         raise
 
     if dry_run:
@@ -303,25 +228,66 @@ def send_digests(
 
     if not jobs:
         return report
+    by_key = {job.profile.name: job for job in jobs}
+    recorded: set[str] = set()
+
+    def before_data(key: str) -> None:
+        try:
+            ledger_api.record_attempt(store, _id(by_key[key]))
+        except sqlite3.Error as exc:
+            raise SendError(f"cannot write the attempt to the ledger ({exc}); not sending",
+                            transient=False) from None
+
+    def on_accepted(key: str, when: datetime) -> None:
+        job = by_key[key]
+        report.sent[key] = job.message_id
+        try:
+            ledger_api.mark_sent(store, _id(job), when)
+        except Exception as exc:
+            log.error("%s: the server accepted the digest, but the ledger could not record it "
+                      "(%s); it counts as maybe delivered: at most one more copy, with the "
+                      "same Message-ID", key, exc)
+        recorded.add(key)
+
     try:
         result = deliver([job.outgoing for job in jobs], settings.smtp, connect=connect,
-                         sleep=sleep)
+                         sleep=sleep, before_data=before_data, on_accepted=on_accepted)
     except BaseException as exc:
         for job in jobs:
-            assert job.digest_id is not None
-            mark_failed(store, job.digest_id, f"interrupted: {type(exc).__name__}")
+            if job.profile.name not in recorded:
+                _quietly(ledger_api.mark_interrupted, store, _id(job),
+                         f"interrupted: {type(exc).__name__}")
         raise
     for job in jobs:
-        assert job.digest_id is not None
         name = job.profile.name
         if name in result.accepted:
-            mark_sent(store, job.digest_id, job.digest, result.accepted[name], job.message_id)
-            report.sent[name] = job.message_id
-        else:
-            error = result.failed.get(name) or SendError("not sent", transient=False)
-            mark_failed(store, job.digest_id, str(error))
-            report.failed[name] = str(error)
+            continue  # recorded as it happened
+        if name in result.maybe:
+            _quietly(ledger_api.mark_maybe, store, _id(job), str(result.maybe[name]))
+            report.maybe[name] = (
+                f"{result.maybe[name]}; it may have been delivered, so the next run sends "
+                f"it once more at most, with the same Message-ID {job.message_id}"
+            )
+            continue
+        error = result.failed.get(name) or SendError("not sent", transient=False)
+        _quietly(ledger_api.mark_failed, store, _id(job), str(error))
+        report.failed[name] = str(error)
     return report
+
+
+def _id(job: _Job) -> int:
+    assert job.digest_id is not None  # only a dry run has none, and it sends nothing
+    return job.digest_id
+
+
+def _quietly(mark: Callable[[Store, int, str], None], store: Store, claim_id: int,
+             why: str) -> None:
+    """A ledger write after the outcome: if it fails, the row still reads as in flight,
+    which the next run treats safely (maybe delivered)."""
+    try:
+        mark(store, claim_id, why)
+    except Exception as exc:
+        log.error("cannot record the outcome in the ledger (%s): %s", exc, why)
 
 
 def _job(
@@ -330,20 +296,22 @@ def _job(
     env,
     profile: ProfileSettings,
     day: date,
-    digest_id: int | None,
+    claimed: ledger_api.Claim | None,
     sender: str,
     recipients: tuple[str, ...],
     now: datetime,
 ) -> _Job:
-    digest = build_for(store, settings, profile.name, day)
+    repeat = claimed.id if claimed is not None and claimed.resend else None
+    digest = build_for(store, settings, profile.name, day, repeat)
     rendered = render_digest(digest, env, settings.digest.subject)
     message = build_message(
-        rendered, sender=sender, recipients=recipients, profile=profile.name, now=now
+        rendered, sender=sender, recipients=recipients, profile=profile.name, now=now,
+        message_id=claimed.message_id if claimed is not None else None,
     )
     return _Job(
         profile=profile,
         day=day,
-        digest_id=digest_id,
+        digest_id=claimed.id if claimed is not None else None,
         digest=digest,
         outgoing=Outgoing(
             key=profile.name, sender=sender, recipients=recipients, data=message_bytes(message)

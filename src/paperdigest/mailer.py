@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import secrets
 import smtplib
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
@@ -48,6 +49,15 @@ class SendError(PaperdigestError):
         self.transient = transient
 
 
+class MaybeDelivered(SendError):
+    """The whole message went out, then no answer came (timeout, dropped connection): the
+    server may have stored it. Never retried within a run (that is how duplicates are
+    made); the ledger records it and a later run sends it once more at most."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
+
+
 def one_line(value: str) -> str:
     """A header value on one line: a newline in a title can never start a new header."""
     return " ".join(value.split())
@@ -60,7 +70,7 @@ def sender_address(smtp: SmtpSettings) -> str:
     return one_line(sender)
 
 
-def _domain(address: str) -> str:
+def domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip("> ") or "paperdigest.invalid"
 
 
@@ -71,8 +81,12 @@ def build_message(
     recipients: Sequence[str],
     profile: str,
     now: datetime,
+    message_id: str | None = None,
 ) -> EmailMessage:
-    """multipart/alternative: the rendered text, then the HTML with its CSS inlined."""
+    """multipart/alternative: the rendered text, then the HTML with its CSS inlined.
+
+    `message_id` comes from the ledger, so every attempt of one digest carries the same
+    one; without it (a dry run) a random one is made."""
     message = EmailMessage(policy=policy.default)
     message["From"] = one_line(sender)
     message["To"] = ", ".join(one_line(r) for r in recipients)
@@ -80,7 +94,9 @@ def build_message(
     message["Date"] = format_datetime(now)
     # Short enough never to be folded onto a second line.
     token = secrets.token_hex(8)
-    message["Message-ID"] = f"<paperdigest.{now:%Y%m%d}.{token}@{_domain(sender)}>"
+    message["Message-ID"] = one_line(message_id or "") or (
+        f"<paperdigest.{now:%Y%m%d}.{token}@{domain_of(sender)}>"
+    )
     # No web endpoint exists, so unsubscribing is a mail to the sender naming the profile.
     unsubscribe = quote(f"unsubscribe {profile}")
     message["List-Unsubscribe"] = f"<mailto:{one_line(sender)}?subject={unsubscribe}>"
@@ -112,15 +128,11 @@ class Outgoing:
     data: bytes
 
 
-class Connection(Protocol):
-    def sendmail(self, from_addr: str, to_addrs: Sequence[str], msg: bytes) -> dict: ...
-
-
 Connector = Callable[[], "ManagedConnection"]
 
 
 class ManagedConnection(Protocol):
-    smtp: Connection
+    smtp: smtplib.SMTP
 
     def close(self) -> None: ...
 
@@ -249,6 +261,55 @@ def _reply_text(reply: bytes | str) -> str:
 class RunResult:
     accepted: dict[str, datetime]  # key -> when the server took it
     failed: dict[str, SendError]
+    maybe: dict[str, MaybeDelivered] = field(default_factory=dict)
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def send_message(
+    conn: smtplib.SMTP, message: Outgoing, before_data: Callable[[], None] | None = None
+) -> dict:
+    """smtplib's sendmail, with one difference that matters: it tells a failure before
+    the server had the whole message (not delivered) from no answer after it
+    (MaybeDelivered). `before_data` runs just before DATA: the ledger writes the attempt
+    there, and if it cannot, nothing is sent. Returns the refused recipients."""
+    conn.ehlo_or_helo_if_needed()
+    options = [f"size={len(message.data)}"] if conn.does_esmtp and conn.has_extn("size") else []
+    code, reply = conn.mail(message.sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, message.sender)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for recipient in message.recipients:
+        code, reply = conn.rcpt(recipient)
+        if code not in (250, 251):
+            refused[recipient] = (code, reply)
+    if len(refused) == len(message.recipients):
+        conn.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    if before_data is not None:
+        try:
+            before_data()
+        except BaseException:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.rset()  # nothing was sent; leave the connection ready for the next
+            raise
+    code, reply = conn.docmd("DATA")
+    if code != 354:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            conn.rset()  # end the transaction, so the next message can start its own
+        raise smtplib.SMTPDataError(code, reply)
+    payload = _LEADING_DOT.sub(b"..", message.data)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    conn.send(payload + b".\r\n")  # failing here, the server never saw the final dot
+    try:
+        code, reply = conn.getreply()
+    except Exception as exc:  # smtplib turns timeouts and resets into SMTPServerDisconnected
+        raise MaybeDelivered(f"no answer after the whole message was sent ({exc})") from None
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
 
 
 def deliver(
@@ -258,10 +319,16 @@ def deliver(
     connect: Callable[[SmtpSettings], ManagedConnection] = open_connection,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], datetime] | None = None,
+    before_data: Callable[[str], None] | None = None,
+    on_accepted: Callable[[str, datetime], None] | None = None,
 ) -> RunResult:
     """Send every message over one connection, reconnecting with exponential backoff on
     transient failures (at most smtp.retries times); a permanent failure of the connection
-    (say a refused login) stops the run, a permanent refusal of one message skips it."""
+    (say a refused login) stops the run, a permanent refusal of one message skips it.
+
+    A message that may have been delivered (MaybeDelivered) is never sent again here; the
+    run reconnects for the others. `before_data(key)` runs before each payload (raise to
+    send nothing), `on_accepted(key, when)` as soon as the server took one."""
     from datetime import UTC
 
     clock = clock or (lambda: datetime.now(UTC))
@@ -282,9 +349,15 @@ def deliver(
         try:
             while pending:
                 message = pending[0]
+                hook = (lambda key=message.key: before_data(key)) if before_data else None
                 try:
-                    refused = client.smtp.sendmail(message.sender, list(message.recipients),
-                                                   message.data)
+                    refused = send_message(client.smtp, message, hook)
+                except MaybeDelivered as exc:
+                    log.error("%s: %s:%s: %s; not sending it again in this run",
+                              message.key, smtp.host, smtp.port, exc)
+                    result.maybe[message.key] = exc
+                    pending.pop(0)
+                    break  # the connection is in an unknown state: a fresh one for the rest
                 except Exception as raw:
                     exc = classify(raw, smtp)
                     if exc.transient:
@@ -295,8 +368,11 @@ def deliver(
                     continue
                 if refused:
                     log.warning("%s: refused for %s", message.key, ", ".join(sorted(refused)))
-                result.accepted[message.key] = clock()
+                accepted_at = clock()
+                result.accepted[message.key] = accepted_at
                 pending.pop(0)
+                if on_accepted is not None:
+                    on_accepted(message.key, accepted_at)
         except SendError as exc:
             _quiet_close(client)
             if failures < smtp.retries:

@@ -4,11 +4,15 @@ The daily job calls `refresh_sources` first; `paperdigest fetch` calls it too. E
 source runs on its own: one failing (down, timing out, answering garbage) is logged and
 recorded in the fetch log, and never stops the other or the digest that follows.
 Every good response is stored as it arrives, so a later failure keeps what came before.
+A `stop` event (the daemon's SIGTERM) ends a refresh at its next request or backoff sleep,
+so stopping never waits out retries; a stopped source is not logged as fetched, so the
+next refresh covers its days again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +29,22 @@ from paperdigest.sources.http import HostUnreachable, RetryPolicy, make_client
 from paperdigest.store import FetchEntry, Store
 
 log = logging.getLogger(__name__)
+
+
+class RefreshStopped(Exception):
+    """The stop event was set: the refresh ends between two requests."""
+
+
+def _stoppable(sleep: Callable[[float], None], stop: threading.Event | None):
+    """A sleep that ends, raising RefreshStopped, as soon as `stop` is set."""
+    if stop is None:
+        return sleep
+
+    def wait(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise RefreshStopped("stopping")
+
+    return wait
 
 SOURCES = ("hf", "arxiv")
 # With no date given, catch up from the last successful fetch, but never further back.
@@ -110,6 +130,7 @@ def _run_source(
     today: date,
     sleep: Callable[[float], None],
     on_progress: ProgressCallback | None,
+    stop: threading.Event | None = None,
 ) -> SourceResult:
     new = updated = unchanged = 0
     problems: list[str] = []
@@ -127,11 +148,15 @@ def _run_source(
                 stats = store.ingest(batch.result.records, today=today)
                 new, updated = new + stats.new, updated + stats.updated
                 unchanged += stats.unchanged
-            if not batch.completes:
-                continue  # a page of a day: the bar moves once the day is read
-            done += 1
-            if on_progress:
-                on_progress(source, done, expected)
+            if batch.completes:  # a page of a day: the bar moves once the day is read
+                done += 1
+                if on_progress:
+                    on_progress(source, done, expected)
+            # Checked before the generator makes its next request.
+            if stop is not None and stop.is_set():
+                raise RefreshStopped("stopping")
+    except RefreshStopped:
+        raise
     except HostUnreachable as exc:
         error = f"{exc}; {how_to_disable(source)}"
         log.warning("%s failed: %s", source, error, extra={SOURCE_FAILED: True})
@@ -173,12 +198,16 @@ def refresh_sources(
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> list[SourceResult]:
     """Fetch sources into the store; one failing never stops the others.
 
     `sources=None` means every enabled source; naming one runs it even if disabled.
     Every run is recorded in the fetch log, which `paperdigest status` shows.
+    Setting `stop` ends the refresh at the next request or backoff sleep (what was
+    stored stays; the stopped source is not logged, so the next fetch covers it again).
     """
+    sleep = _stoppable(sleep, stop)
     today = today or date.today()
     chosen = list(sources) if sources is not None else enabled_sources(settings)
     unknown = [s for s in chosen if s not in SOURCES]
@@ -189,9 +218,16 @@ def refresh_sources(
     results: list[SourceResult] = []
     try:
         for source in chosen:
+            if stop is not None and stop.is_set():
+                break
             started = datetime.now(UTC)
             window = fetch_window(store, source, today, since, until)
-            result = _run_source(store, source, settings, http, window, today, sleep, on_progress)
+            try:
+                result = _run_source(store, source, settings, http, window, today, sleep,
+                                     on_progress, stop)
+            except RefreshStopped:
+                log.warning("%s: refresh stopped", source)
+                break
             store.log_fetch(
                 FetchEntry(
                     source=source,

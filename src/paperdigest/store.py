@@ -149,6 +149,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE papers ADD COLUMN doi TEXT;
     ALTER TABLE papers ADD COLUMN journal_ref TEXT;
     """,
+    # Exactly once (issue 12): who holds a claim, and whether its message may be out.
+    # in_flight: the payload was being sent when the row was last written;
+    # maybe_count: attempts that may have been delivered (see ledger.py).
+    """
+    ALTER TABLE digests ADD COLUMN claimed_at TEXT;
+    ALTER TABLE digests ADD COLUMN holder_pid INTEGER;
+    ALTER TABLE digests ADD COLUMN holder_host TEXT;
+    ALTER TABLE digests ADD COLUMN holder_start TEXT;
+    ALTER TABLE digests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE digests ADD COLUMN data_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE digests ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE digests ADD COLUMN maybe_count INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -535,13 +548,14 @@ class Store:
         ]
 
     def shown_pks(self, profile: str) -> set[int]:
-        """Papers that went out in a digest this profile was sent."""
+        """Papers that went out, or may have gone out, in a digest to this profile."""
         return {
             pk
             for (pk,) in self.conn.execute(
                 "SELECT digest_items.paper_pk FROM digest_items JOIN digests "
                 "ON digests.id = digest_items.digest_id "
-                "WHERE digests.profile = ? AND digests.status = 'sent'",
+                "WHERE digests.profile = ? AND (digests.status IN ('sent', 'maybe') "
+                "OR digests.in_flight)",
                 (profile,),
             )
         }

@@ -72,11 +72,18 @@ def send(
         typer.echo(f"{name}: sent to {recipients}")
     for name, why in report.skipped.items():
         err.print(f"{name}: {why}", markup=False, soft_wrap=True)
+    for name, why in report.empty.items():
+        typer.echo(f"{name}: {why}")
+    for name, why in report.maybe.items():
+        err.print(f"{name}: maybe delivered: {why}", markup=False, soft_wrap=True)
     for name, why in report.failed.items():
         err.print(f"{name}: not sent: {why}", markup=False, soft_wrap=True)
     if report.failed:
         raise DeliveryError(f"{len(report.failed)} of {len(profiles)} digests not sent")
-    if report.skipped and not (report.sent or report.written):
+    if report.maybe:
+        raise DeliveryError(f"{len(report.maybe)} of {len(profiles)} digests not confirmed "
+                            "by the server")
+    if report.skipped and not (report.sent or report.written or report.empty):
         raise typer.Exit(1)
 
 
@@ -85,7 +92,8 @@ def send(
 def run(ctx: typer.Context) -> None:
     """Run in the foreground and send each profile's digest daily at its own hour.
 
-    Stops cleanly on Ctrl-C or SIGTERM, after a send in progress finishes.
+    Retries a digest that did not go out, with backoff, within the catch-up window.
+    Stops within seconds on Ctrl-C or SIGTERM, after a send in progress finishes.
     """
     from paperdigest.scheduler import Daemon
 

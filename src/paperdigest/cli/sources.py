@@ -161,6 +161,7 @@ def _profile_names(settings: Settings, store: Store) -> list[str]:
 @clean_errors
 def status(ctx: typer.Context) -> None:
     """Papers stored, stars, dismissals, the last fetch of each source, and digests."""
+    from paperdigest.ledger import MAYBE, latest, unconfirmed_note
     from paperdigest.refresh import SOURCES
 
     context = app_context(ctx)
@@ -179,6 +180,9 @@ def status(ctx: typer.Context) -> None:
             last = "never" if sent is None else (
                 f"{sent[0].isoformat()}" + (f" (sent {_when(sent[1])})" if sent[1] else "")
             )
+            newest = latest(store, name)
+            if newest and newest.status == MAYBE and (sent is None or newest.digest_date > sent[0]):
+                last = unconfirmed_note(newest) + ("" if sent is None else f"; before: {last}")
             rows.append((name, str(stars), str(dismissals), last,
                          _next_send(profile, settings, now)))
     out.print(f"Papers: {total} stored, {new_today} new today  ({store.path})", markup=False)
