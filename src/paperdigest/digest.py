@@ -66,10 +66,17 @@ class Digest:
     items: tuple[DigestItem, ...]
     trending: tuple[DigestItem, ...] = ()
     personalised: bool = True  # False when there are no stars yet: newest papers instead
+    # Papers a follow rule matched, shown above the picks whatever their score.
+    followed: tuple[DigestItem, ...] = ()
 
     @property
     def count(self) -> int:
-        return len(self.items)
+        return len(self.items) + len(self.followed)
+
+    @property
+    def shown(self) -> tuple[DigestItem, ...]:
+        """Everything a sent digest records as shown, followed papers first."""
+        return self.followed + self.items
 
     def subject(self, template: str = DEFAULT_SUBJECT) -> str:
         """One line: user-controlled parts can never add a header line."""
@@ -144,6 +151,14 @@ def item_for(paper: Paper, score: float, reason: str) -> DigestItem:
     )
 
 
+FOLLOWED_PREFIX = "follows "
+
+
+def is_followed_reason(reason: str) -> bool:
+    """A stored digest line's reason tells a followed paper from a pick."""
+    return reason.startswith(FOLLOWED_PREFIX)
+
+
 def item_from(pick: Pick) -> DigestItem:
     return item_for(pick.paper, pick.score, pick.reason)
 
@@ -154,9 +169,11 @@ def assemble_digest(
     items: Sequence[DigestItem],
     trending: Sequence[Paper] = (),
     personalised: bool = True,
+    followed: Sequence[DigestItem] = (),
 ) -> Digest:
-    """Items in rank order, then what is trending that was not already picked."""
-    picked = {item.pk for item in items}
+    """Followed papers, items in rank order, then what is trending that was not already
+    shown."""
+    picked = {item.pk for item in items} | {item.pk for item in followed}
     trend = [
         item_for(p, float(p.upvotes or 0), "trending")
         for p in trending
@@ -168,4 +185,5 @@ def assemble_digest(
         items=tuple(items),
         trending=tuple(trend),
         personalised=personalised,
+        followed=tuple(followed),
     )

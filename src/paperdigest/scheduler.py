@@ -21,7 +21,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from paperdigest.config import DigestSettings, ProfileSettings, Settings, SmtpSettings
-from paperdigest.delivery import local_date, send_digests, was_sent
+from paperdigest.delivery import (
+    digest_days,
+    is_digest_day,
+    local_date,
+    send_digests,
+    was_sent,
+)
 from paperdigest.errors import PaperdigestError
 from paperdigest.mailer import ManagedConnection, open_connection
 from paperdigest.refresh import refresh_sources
@@ -50,9 +56,11 @@ def scheduled_at(profile: ProfileSettings, digest: DigestSettings, day: date) ->
 
 
 def next_send_time(profile: ProfileSettings, digest: DigestSettings, now: datetime) -> datetime:
-    """The first send instant at or after `now` (aware, in the profile's zone)."""
+    """The first send instant at or after `now` on a digest day (aware, profile's zone)."""
     today = now.astimezone(zone_of(profile, digest)).date()
-    for offset in range(-1, 3):
+    for offset in range(-1, 10):
+        if not is_digest_day(profile, digest, today + timedelta(days=offset)):
+            continue
         candidate = scheduled_at(profile, digest, today + timedelta(days=offset))
         if candidate >= now:
             return candidate
@@ -60,9 +68,11 @@ def next_send_time(profile: ProfileSettings, digest: DigestSettings, now: dateti
 
 
 def last_send_time(profile: ProfileSettings, digest: DigestSettings, now: datetime) -> datetime:
-    """The latest send instant at or before `now`."""
+    """The latest send instant at or before `now` on a digest day."""
     today = now.astimezone(zone_of(profile, digest)).date()
-    for offset in range(1, -3, -1):
+    for offset in range(1, -10, -1):
+        if not is_digest_day(profile, digest, today + timedelta(days=offset)):
+            continue
         candidate = scheduled_at(profile, digest, today + timedelta(days=offset))
         if candidate <= now:
             return candidate
@@ -80,7 +90,10 @@ def catchup_due(profile: ProfileSettings, digest: DigestSettings, now: datetime)
 
 def make_trigger(profile: ProfileSettings, digest: DigestSettings) -> CronTrigger:
     at = send_time_of(profile, digest)
-    return CronTrigger(hour=at.hour, minute=at.minute, timezone=zone_of(profile, digest))
+    days = ",".join(digest_days(profile, digest))
+    return CronTrigger(
+        day_of_week=days, hour=at.hour, minute=at.minute, timezone=zone_of(profile, digest)
+    )
 
 
 # -- the daemon -----------------------------------------------------------------------------
@@ -163,6 +176,9 @@ class Daemon:
         if profile.name in report.skipped:
             log.info("%s: %s", profile.name, report.skipped[profile.name])
             return "skipped"
+        if profile.name in report.resting:
+            log.info("%s: %s", profile.name, report.resting[profile.name])
+            return "resting"
         log.error("%s: not sent: %s", profile.name, report.failed.get(profile.name))
         return "failed"
 

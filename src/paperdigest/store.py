@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from paperdigest.errors import AmbiguousError, NotFoundError, PaperdigestError
+from paperdigest.follows import Action, Field, Rule, normalise_rule_value
 from paperdigest.ids import TITLE_HASH_LENGTH, normalise_arxiv_id, normalise_title, title_hash
 from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
@@ -148,6 +149,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE papers ADD COLUMN arxiv_comment TEXT;
     ALTER TABLE papers ADD COLUMN doi TEXT;
     ALTER TABLE papers ADD COLUMN journal_ref TEXT;
+    """,
+    # Follow and mute (issue 14): a profile's rules, and a note of each paper deleted by
+    # `forget` (its stars, dismissals and digest lines go; the note says where it was).
+    """
+    CREATE TABLE rules (
+        id INTEGER PRIMARY KEY,
+        profile TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('follow', 'mute')),
+        field TEXT NOT NULL CHECK (field IN ('author', 'keyword')),
+        value TEXT NOT NULL,
+        norm TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (profile, action, field, norm)
+    );
+    CREATE TABLE forgotten_papers (
+        id INTEGER PRIMARY KEY,
+        paper_pk INTEGER NOT NULL,
+        paper_id TEXT NOT NULL,
+        arxiv_id TEXT,
+        title TEXT NOT NULL,
+        forgotten_at TEXT NOT NULL,
+        history TEXT NOT NULL DEFAULT '[]'
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -404,13 +428,18 @@ class Store:
             abstracts.append(abstract)
         return pks, titles, abstracts
 
-    def newest(self, limit: int, exclude: set[int]) -> list[Paper]:
+    def newest(
+        self, limit: int, exclude: set[int], keep: Callable[[Paper], bool] | None = None
+    ) -> list[Paper]:
         rows = self.conn.execute("SELECT * FROM papers ORDER BY listed DESC, pk DESC")
         result: list[Paper] = []
         for row in rows:
             if row["pk"] in exclude:
                 continue
-            result.append(_paper(row))
+            paper = _paper(row)
+            if keep is not None and not keep(paper):
+                continue
+            result.append(paper)
             if len(result) == limit:
                 break
         return result
@@ -549,9 +578,99 @@ class Store:
     def profiles(self) -> list[str]:
         rows = self.conn.execute(
             "SELECT profile FROM stars UNION SELECT profile FROM dismissals "
-            "UNION SELECT profile FROM digests ORDER BY 1"
+            "UNION SELECT profile FROM digests UNION SELECT profile FROM rules ORDER BY 1"
         )
         return [row[0] for row in rows]
+
+    # -- follow and mute rules ----------------------------------------------------------
+
+    def add_rule(self, profile: str, rule: Rule) -> bool:
+        """False when the profile has that rule already (in any spelling)."""
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO rules(profile, action, field, value, norm, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (profile, rule.action.value, rule.field.value, rule.value,
+             normalise_rule_value(rule.field, rule.value), _now()),
+        )
+        return cursor.rowcount == 1
+
+    def remove_rule(self, profile: str, rule: Rule) -> bool:
+        cursor = self.conn.execute(
+            "DELETE FROM rules WHERE profile = ? AND action = ? AND field = ? AND norm = ?",
+            (profile, rule.action.value, rule.field.value,
+             normalise_rule_value(rule.field, rule.value)),
+        )
+        return cursor.rowcount > 0
+
+    def rules(self, profile: str) -> list[Rule]:
+        """The profile's rules, oldest first."""
+        return [
+            Rule(Action(action), Field(field), value)
+            for action, field, value in self.conn.execute(
+                "SELECT action, field, value FROM rules WHERE profile = ? ORDER BY id",
+                (profile,),
+            )
+        ]
+
+    def window_papers(self, window_days: int, since: date | None = None) -> list[Paper]:
+        """Papers listed within `window_days` of the newest one (and on or after `since`),
+        newest first: the candidates follow and mute rules are matched against."""
+        bound = "date((SELECT max(listed) FROM papers), ?)" if window_days > 0 else "''"
+        args: list[Any] = [f"-{window_days} days"] if window_days > 0 else []
+        sql = f"SELECT * FROM papers WHERE listed >= {bound}"
+        if since is not None:
+            sql += " AND listed >= ?"
+            args.append(since.isoformat())
+        rows = self.conn.execute(sql + " ORDER BY listed DESC, pk DESC", args)
+        return [_paper(row) for row in rows]
+
+    def newest_listed(self) -> date | None:
+        value = self.conn.execute("SELECT max(listed) FROM papers").fetchone()[0]
+        return date.fromisoformat(value) if value else None
+
+    # -- forgetting a paper -------------------------------------------------------------
+
+    def forget(self, paper: Paper) -> list[str]:
+        """Delete a paper and everything pointing at it; a note keeps where it was.
+
+        Returns one line per profile mark or digest line that went with it.
+        """
+        with self.transaction() as conn:
+            history: list[dict[str, Any]] = []
+            for table, stamp in (("stars", "starred_at"), ("dismissals", "dismissed_at")):
+                for profile, when in conn.execute(
+                    f"SELECT profile, {stamp} FROM {table} WHERE paper_pk = ?", (paper.pk,)
+                ):
+                    history.append({"profile": profile, "what": table, "at": when})
+            for profile, day, rank, reason in conn.execute(
+                "SELECT digests.profile, digests.digest_date, digest_items.rank, "
+                "digest_items.reason FROM digest_items JOIN digests "
+                "ON digests.id = digest_items.digest_id WHERE digest_items.paper_pk = ? "
+                "ORDER BY digests.id",
+                (paper.pk,),
+            ):
+                history.append(
+                    {"profile": profile, "what": "digest", "at": day, "rank": rank,
+                     "reason": reason}
+                )
+            for table in ("stars", "dismissals", "digest_items"):
+                conn.execute(f"DELETE FROM {table} WHERE paper_pk = ?", (paper.pk,))
+            conn.execute("DELETE FROM papers WHERE pk = ?", (paper.pk,))
+            conn.execute(
+                "INSERT INTO forgotten_papers(paper_pk, paper_id, arxiv_id, title, "
+                "forgotten_at, history) VALUES (?, ?, ?, ?, ?, ?)",
+                (paper.pk, paper.id, paper.arxiv_id, paper.title, _now(),
+                 json.dumps(history, ensure_ascii=False)),
+            )
+        words = {"stars": "starred", "dismissals": "dismissed", "digest": "in the digest of"}
+        return [f"{h['profile']}: {words[h['what']]} {str(h['at'])[:10]}" for h in history]
+
+    def forgotten(self) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
+        """(paper id, title, forgotten at, history) of every forgotten paper."""
+        return [
+            (row["paper_id"], row["title"], row["forgotten_at"], json.loads(row["history"]))
+            for row in self.conn.execute("SELECT * FROM forgotten_papers ORDER BY id")
+        ]
 
     # -- fetch log and status (live sources) --------------------------------------------
 

@@ -1,0 +1,164 @@
+"""Follow and mute rules, and which papers they match (pure: no store, no clock).
+
+An author rule matches by normalised name: case, accents and punctuation are folded, and
+a given name may be an initial, so "Y. LeCun", "yann lecun" and "LeCun, Yann" are one
+person. A keyword rule matches its words as whole words (or a phrase) in the title or
+abstract; a trailing plural "s" also matches ("graph network" finds "graph networks").
+A paper matched by a mute rule is never shown, even when a follow rule matches it too.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+
+from paperdigest.models import Paper
+
+
+class Action(StrEnum):
+    follow = "follow"
+    mute = "mute"
+
+
+class Field(StrEnum):
+    author = "author"
+    keyword = "keyword"
+
+
+def fold(text: str) -> str:
+    """Lower case, accents removed, every run of non-word characters one space."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[\W_]+", " ", plain.casefold()).strip()
+
+
+@dataclass(frozen=True)
+class Name:
+    """A person's name as (family name, given names), folded."""
+
+    family: str
+    given: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Name:
+        if "," in text:  # "LeCun, Yann": family name first
+            family, _, given = text.partition(",")
+            family_words, given_words = fold(family).split(), fold(given).split()
+        else:
+            # "Y.LeCun" folds to "y lecun"; "Yann LeCun" to "yann lecun".
+            words = fold(text).split()
+            family_words, given_words = words[-1:], words[:-1]
+        return cls(" ".join(family_words), tuple(given_words))
+
+    def same_person(self, other: Name) -> bool:
+        """Same family name, and first given names that agree (an initial agrees with any
+        name it starts); a name without a given name agrees with every given name."""
+        if not self.family or self.family != other.family:
+            return False
+        if not self.given or not other.given:
+            return True
+        mine, theirs = self.given[0], other.given[0]
+        if len(mine) == 1 or len(theirs) == 1:
+            return mine[0] == theirs[0]
+        return mine == theirs
+
+
+def normalise_rule_value(field: Field, value: str) -> str:
+    """The key a rule is stored and compared under: two spellings, one rule."""
+    if field is Field.author:
+        name = Name.parse(value)
+        return " ".join((*name.given, name.family)).strip()
+    return fold(value)
+
+
+def check_rule_value(field: Field, value: str) -> str:
+    """The value, trimmed; ValueError with a plain sentence when it holds no word."""
+    value = " ".join(value.split())
+    if not normalise_rule_value(field, value):
+        raise ValueError(f"give the {field.value} as words, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: Action
+    field: Field
+    value: str
+
+    @cached_property
+    def _name(self) -> Name:
+        return Name.parse(self.value)
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        words = [re.escape(w) for w in fold(self.value).split()]
+        return re.compile(r"(?<!\w)" + r" ".join(words) + r"(?:e?s)?(?!\w)")
+
+    def matches(self, paper: Paper, folded_text: str | None = None) -> str | None:
+        """The paper's author name or the keyword that matched, or None."""
+        if self.field is Field.author:
+            return next(
+                (a for a in paper.authors if self._name.same_person(Name.parse(a))), None
+            )
+        text = folded_text if folded_text is not None else paper_text(paper)
+        return self.value if self._pattern.search(text) else None
+
+    def describe(self) -> str:
+        return f"{self.action.value} {self.field.value} {self.value}"
+
+
+def paper_text(paper: Paper) -> str:
+    return fold(f"{paper.title} \n {paper.abstract}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    muted: bool
+    reason: str | None  # "follows author Yann LeCun" when a follow rule matched
+
+
+def judge(paper: Paper, rules: Sequence[Rule]) -> Verdict:
+    """What the rules say about one paper: mute wins over follow."""
+    text = paper_text(paper) if any(r.field is Field.keyword for r in rules) else ""
+    followed: str | None = None
+    for rule in rules:
+        matched = rule.matches(paper, text)
+        if matched is None:
+            continue
+        if rule.action is Action.mute:
+            return Verdict(muted=True, reason=None)
+        if followed is None:
+            what = matched if rule.field is Field.author else f"“{matched}”"
+            followed = f"follows {rule.field.value} {what}"
+    return Verdict(muted=False, reason=followed)
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """Papers split by the rules: the muted ones, and the followed ones with why."""
+
+    muted: frozenset[int]
+    followed: tuple[tuple[Paper, str], ...]
+
+
+def sort_papers(papers: Iterable[Paper], rules: Sequence[Rule]) -> Sorted:
+    """Muted pks, and followed papers (in the order given) with their reason."""
+    muted: set[int] = set()
+    followed: list[tuple[Paper, str]] = []
+    if not rules:
+        return Sorted(frozenset(), ())
+    for paper in papers:
+        verdict = judge(paper, rules)
+        if verdict.muted:
+            muted.add(paper.pk)
+        elif verdict.reason is not None:
+            followed.append((paper, verdict.reason))
+    return Sorted(frozenset(muted), tuple(followed))
+
+
+def is_muted(paper: Paper, rules: Sequence[Rule]) -> bool:
+    return any(r.action is Action.mute for r in rules) and judge(paper, rules).muted
