@@ -107,8 +107,13 @@ class Rule:
         text = folded_text if folded_text is not None else paper_text(paper)
         return self.value if self._pattern.search(text) else None
 
-    def describe(self) -> str:
-        return f"{self.action.value} {self.field.value} {self.value}"
+    def same_as(self, other: Rule) -> bool:
+        """One rule in two spellings: "Y. LeCun" and "yann lecun", "GANs" and "gans"."""
+        if (self.action, self.field) != (other.action, other.field):
+            return False
+        if self.field is Field.author:
+            return self._name.same_person(other._name)
+        return fold(self.value) == fold(other.value)
 
 
 def paper_text(paper: Paper) -> str:

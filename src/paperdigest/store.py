@@ -31,6 +31,8 @@ BUSY_TIMEOUT_MS = 30_000
 INGEST_PROGRESS_EVERY = 5_000
 # Records looked up at once by `Store.ingest`.
 INGEST_CHUNK = 5_000
+# The score `search` gives a paper named by its id: above any full-text match.
+EXACT_ID_SCORE = 1000.0
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 # Each entry upgrades the schema by one version. Append; never edit a shipped entry.
@@ -454,32 +456,43 @@ class Store:
         return [_paper(row) for row in rows]
 
     def search(self, text: str, limit: int = 20) -> list[tuple[Paper, float]]:
-        """Full-text search over titles and abstracts, best match first."""
+        """Full-text search over titles and abstracts, best match first; a paper whose id
+        or arXiv id (in any spelling) is the text comes first of all."""
+        exact = self._by_id(text.strip())
+        hits = [(exact, EXACT_ID_SCORE)] if exact is not None else []
         query = _fts_query(text)
         if not query:
-            return []
+            return hits
         rows = self.conn.execute(
             "SELECT papers.*, bm25(papers_fts, 5.0, 1.0) AS rank FROM papers_fts "
             "JOIN papers ON papers.pk = papers_fts.rowid "
             "WHERE papers_fts MATCH ? ORDER BY rank, papers.pk LIMIT ?",
             (query, limit),
         ).fetchall()
-        return [(_paper(row), -row["rank"]) for row in rows]
+        hits += [(_paper(row), -row["rank"]) for row in rows
+                 if exact is None or row["pk"] != exact.pk]
+        return hits[:limit]
 
-    def resolve(self, ref: str) -> Paper:
-        """A paper from an id, an arXiv id in any spelling, or title words naming one paper."""
-        ref = ref.strip()
-        if not ref:
-            raise NotFoundError("give a paper id or some words of its title")
-        arxiv_id = normalise_arxiv_id(ref)
-        for column, value in (("id", ref), ("arxiv_id", arxiv_id)):
-            if value is None:
+    def _by_id(self, ref: str) -> Paper | None:
+        """The paper whose id, or arXiv id in any spelling, is `ref`."""
+        for column, value in (("id", ref), ("arxiv_id", normalise_arxiv_id(ref))):
+            if not value:
                 continue
             row = self.conn.execute(
                 f"SELECT * FROM papers WHERE {column} = ?", (value,)
             ).fetchone()
             if row is not None:
                 return _paper(row)
+        return None
+
+    def resolve(self, ref: str) -> Paper:
+        """A paper from an id, an arXiv id in any spelling, or title words naming one paper."""
+        ref = ref.strip()
+        if not ref:
+            raise NotFoundError("give a paper id or some words of its title")
+        found = self._by_id(ref)
+        if found is not None:
+            return found
         rows = self.conn.execute(
             "SELECT * FROM papers WHERE norm_title = ? ORDER BY pk", (normalise_title(ref),)
         ).fetchall()
@@ -584,23 +597,30 @@ class Store:
 
     # -- follow and mute rules ----------------------------------------------------------
 
-    def add_rule(self, profile: str, rule: Rule) -> bool:
-        """False when the profile has that rule already (in any spelling)."""
-        cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO rules(profile, action, field, value, norm, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (profile, rule.action.value, rule.field.value, rule.value,
-             normalise_rule_value(rule.field, rule.value), _now()),
-        )
-        return cursor.rowcount == 1
+    def add_rule(self, profile: str, rule: Rule) -> Rule | None:
+        """Add a rule; returns the profile's rule that already says the same, if any."""
+        with self.transaction() as conn:
+            existing = next((r for r in self.rules(profile) if r.same_as(rule)), None)
+            if existing is None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO rules(profile, action, field, value, norm, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (profile, rule.action.value, rule.field.value, rule.value,
+                     normalise_rule_value(rule.field, rule.value), _now()),
+                )
+        return existing
 
-    def remove_rule(self, profile: str, rule: Rule) -> bool:
-        cursor = self.conn.execute(
-            "DELETE FROM rules WHERE profile = ? AND action = ? AND field = ? AND norm = ?",
-            (profile, rule.action.value, rule.field.value,
-             normalise_rule_value(rule.field, rule.value)),
-        )
-        return cursor.rowcount > 0
+    def remove_rule(self, profile: str, rule: Rule) -> list[Rule]:
+        """Remove every rule of the profile that says the same; returns them."""
+        with self.transaction() as conn:
+            gone = [r for r in self.rules(profile) if r.same_as(rule)]
+            for old in gone:
+                conn.execute(
+                    "DELETE FROM rules WHERE profile = ? AND action = ? AND field = ? "
+                    "AND value = ?",
+                    (profile, old.action.value, old.field.value, old.value),
+                )
+        return gone
 
     def rules(self, profile: str) -> list[Rule]:
         """The profile's rules, oldest first."""
@@ -711,8 +731,11 @@ class Store:
     def count_added_since(self, since: datetime) -> int:
         """Papers first stored at or after `since` (an aware datetime)."""
         stamp = since.astimezone(UTC).isoformat(timespec="seconds")
+        # Undated papers from seed dumps (a listing label, no date) are old papers, not news.
         return self.conn.execute(
-            "SELECT count(*) FROM papers WHERE added_at >= ?", (stamp,)
+            "SELECT count(*) FROM papers WHERE added_at >= ? "
+            "AND NOT (published IS NULL AND listed_label IS NOT NULL)",
+            (stamp,),
         ).fetchone()[0]
 
     def count_marks(self, profile: str) -> tuple[int, int]:
@@ -836,6 +859,7 @@ def _paper(row: sqlite3.Row) -> Paper:
         arxiv_comment=row["arxiv_comment"],
         doi=row["doi"],
         journal_ref=row["journal_ref"],
+        published=date.fromisoformat(row["published"]) if row["published"] else None,
     )
 
 

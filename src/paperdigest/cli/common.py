@@ -27,6 +27,32 @@ from paperdigest.ingest import ensure_seeded, needs_seeds
 from paperdigest.paths import bundled_seed_files, resolve_data_dir
 from paperdigest.store import Store
 
+_TYPE_WORDS = {int: "N", float: "NUMBER", str: "TEXT", Path: "PATH"}
+
+
+def _plain_type(param: Any, ctx: Any) -> str | None:
+    """What help shows after an option: a word such as N or PATH, or the choices; never a
+    Python type (typer's own `<list[Path]>`, `<bool>`), and nothing after a flag or an
+    argument (its name says it)."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    if isinstance(param, typer.core.TyperArgument):
+        return None
+    if param.metavar is not None:
+        return param.metavar
+    desc = param.type_descriptor
+    if desc.is_choice:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    annotation = desc.annotation
+    if getattr(annotation, "__origin__", None) is list:
+        annotation = annotation.__args__[0]
+    return "PATH" if desc.is_path else _TYPE_WORDS.get(annotation, "TEXT")
+
+
+# One place for every command's help, rather than a metavar on each option.
+typer.core.TyperArgument.display_type_rich = _plain_type  # type: ignore[method-assign]
+typer.core.TyperOption.display_type_rich = _plain_type  # type: ignore[method-assign]
+
 app = typer.Typer(
     name="paperdigest",
     help="Learns which research papers you care about and mails you a daily digest.",

@@ -51,7 +51,8 @@ def send(
                      "send nothing."),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send again even if today's digest went out.")
+        bool, typer.Option("--force", help="Send again even if today's digest went out, "
+                           "or today is not one of the profile's days.")
     ] = False,
 ) -> None:
     """Build today's digest and mail it, once per profile and day."""
@@ -70,6 +71,8 @@ def send(
         chosen = settings.profile(name)
         recipients = ", ".join(to or (chosen.email if chosen else []))
         typer.echo(f"{name}: sent to {recipients}")
+    for name, why in report.resting.items():
+        typer.echo(f"{name}: {why}")
     for name, why in report.skipped.items():
         err.print(f"{name}: {why}", markup=False, soft_wrap=True)
     for name, why in report.failed.items():

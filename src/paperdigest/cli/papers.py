@@ -21,6 +21,7 @@ from paperdigest.cli.common import (
     print_json,
     progress,
 )
+from paperdigest.digest import paper_link
 from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import parse_file
 from paperdigest.models import Paper
@@ -34,9 +35,13 @@ def _paper_json(paper: Paper, **extra: object) -> dict[str, object]:
     # Every key always present (null or [] when no source said), so `jq` paths are stable.
     return {
         "id": paper.id,
+        "arxiv_id": paper.arxiv_id,
         "title": paper.title,
+        "authors": list(paper.authors),
+        "url": paper_link(paper),  # a web link only: a stored url is untrusted
+        "listed": paper.listed.isoformat(),
+        "published": paper.published.isoformat() if paper.published else None,
         **extra,
-        "url": paper.url,
         "hf_page": paper.hf_page,
         "github": paper.github,
         "github_stars": paper.github_stars,
@@ -51,6 +56,25 @@ def _paper_json(paper: Paper, **extra: object) -> dict[str, object]:
 
 def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(*columns: str, wide: str = "title") -> Table:
+    """A table that fits an 80-column terminal: the `wide` column takes what is left and
+    wraps over two lines at most; the others never wrap."""
+    table = Table(box=None, header_style="bold")
+    for name in columns:
+        if name == wide:
+            table.add_column(name, ratio=1, overflow="ellipsis", max_width=None)
+        elif name == "why":
+            table.add_column(name, ratio=1, overflow="fold")
+        else:
+            table.add_column(name, no_wrap=True)
+    return table
+
+
+def _two_lines(text: str, width: int = 70) -> str:
+    """Cut a title so that it wraps over two lines at most in its column."""
+    return _short(text, width)
 
 
 @app.command()
@@ -70,23 +94,35 @@ def search(
     if not hits:
         err.print(f"No paper matches {query!r}.", markup=False)
         return
-    table = Table("id", "title", "listed", box=None, header_style="bold")
+    table = _table("id", "title", "listed")
     for paper, _ in hits:
-        table.add_row(paper.id, _short(paper.title), paper.listed_label or str(paper.listed))
+        table.add_row(paper.id, _two_lines(paper.title), paper.listed.isoformat())
     out.print(table)
 
 
 def _change_each(
     ctx: typer.Context, refs: list[str], profile: str, action: str, done: str, noop: str
-) -> None:
-    """Resolve every ref first, so one typo changes nothing at all."""
+) -> int:
+    """Resolve every ref first, so one typo changes nothing at all. Returns how many
+    papers changed."""
     name = check_profile_name(profile)
+    changed_count = 0
     with app_context(ctx).store() as store:
         papers = [store.resolve(ref) for ref in refs]
+        # Starring and dismissing undo each other: say so when that happens.
+        undone = {"star": store.dismissed_pks, "dismiss": lambda n: [
+            p.pk for p, _ in store.starred(n)]}.get(action)
+        other = set(undone(name)) if undone else set()
         for paper in papers:
             changed = getattr(store, action)(name, paper)
+            changed_count += changed
             label = done if changed else noop
-            out.print(f"{label}: {paper.id}  {_short(paper.title, 70)}", markup=False)
+            note = ""
+            if changed and paper.pk in other:
+                note = "  (its star is removed)" if action == "dismiss" else (
+                    "  (no longer dismissed)")
+            out.print(f"{label}: {paper.id}  {_short(paper.title, 60)}{note}", markup=False)
+    return changed_count
 
 
 RefsArgument = Annotated[
@@ -99,7 +135,10 @@ RefsArgument = Annotated[
 @clean_errors
 def star(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
     """Star papers you like: the profile learns from them."""
-    _change_each(ctx, refs, profile, "star", "starred", "already starred")
+    if _change_each(ctx, refs, profile, "star", "starred", "already starred"):
+        flag = "" if profile == "default" else f" --profile {profile}"
+        out.print(f"Next: `paperdigest recommend{flag}` ranks new papers like these; "
+                  f"`paperdigest preview{flag}` shows the digest.", markup=False)
 
 
 @app.command()
@@ -112,7 +151,10 @@ def unstar(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "def
 @app.command()
 @clean_errors
 def dismiss(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
-    """Mark papers as not for you: never shown again, and similar papers rank lower."""
+    """Mark papers as not for you: never shown again, and similar papers rank lower.
+
+    Dismissing a starred paper removes its star.
+    """
     _change_each(ctx, refs, profile, "dismiss", "dismissed", "already dismissed")
 
 
@@ -138,9 +180,9 @@ def stars(
         err.print("No stars yet. Find papers with `paperdigest search WORDS`, then "
                   "`paperdigest star ID`.", markup=False)
         return
-    table = Table("id", "title", "starred", box=None, header_style="bold")
+    table = _table("id", "title", "starred")
     for paper, when in starred:
-        table.add_row(paper.id, _short(paper.title), when.date().isoformat())
+        table.add_row(paper.id, _two_lines(paper.title), when.date().isoformat())
     out.print(table)
 
 
@@ -152,7 +194,10 @@ def recommend(
     profile: ProfileOption = "default",
     as_json: JsonOption = False,
 ) -> None:
-    """Rank the papers you have not seen yet, with the reason for each."""
+    """Rank the papers you have not seen yet, with the reason for each.
+
+    Papers you follow come first; papers you muted are left out.
+    """
     from paperdigest.service import select_picks
 
     context = app_context(ctx)
@@ -163,16 +208,20 @@ def recommend(
         )
     if as_json:
         print_json(
-            [_paper_json(p.paper, score=round(p.score, 4), reason=p.reason)
-             for p in selection.picks]
+            [_paper_json(paper, score=None, reason=reason, followed=True)
+             for paper, reason in selection.followed]
+            + [_paper_json(p.paper, score=round(p.score, 4), reason=p.reason, followed=False)
+               for p in selection.picks]
         )
         return
     if not selection.personalised:
         err.print("No stars yet, so these are the newest papers. "
                   "Star some with `paperdigest star ID`.", markup=False)
-    table = Table("score", "id", "title", "why", box=None, header_style="bold")
+    table = _table("score", "id", "title", "why")
+    for paper, reason in selection.followed:
+        table.add_row("follow", paper.id, _two_lines(paper.title, 50), reason)
     for pick in selection.picks:
-        table.add_row(f"{pick.score:.3f}", pick.paper.id, _short(pick.paper.title, 60),
+        table.add_row(f"{pick.score:.3f}", pick.paper.id, _two_lines(pick.paper.title, 50),
                       pick.reason)
     out.print(table)
 
