@@ -682,8 +682,14 @@ class Store:
                 (paper.pk, paper.id, paper.arxiv_id, paper.title, _now(),
                  json.dumps(history, ensure_ascii=False)),
             )
-        words = {"stars": "starred", "dismissals": "dismissed", "digest": "in the digest of"}
-        return [f"{h['profile']}: {words[h['what']]} {str(h['at'])[:10]}" for h in history]
+        def line(h: dict[str, Any]) -> str:
+            day = str(h["at"])[:10]
+            if h["what"] == "digest":
+                return f"in {h['profile']}'s digest of {day}"
+            verb = "starred" if h["what"] == "stars" else "dismissed"
+            return f"{verb} by {h['profile']} on {day}"
+
+        return [line(h) for h in history]
 
     def forgotten(self) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
         """(paper id, title, forgotten at, history) of every forgotten paper."""

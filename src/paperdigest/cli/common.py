@@ -53,11 +53,56 @@ def _plain_type(param: Any, ctx: Any) -> str | None:
 typer.core.TyperArgument.display_type_rich = _plain_type  # type: ignore[method-assign]
 typer.core.TyperOption.display_type_rich = _plain_type  # type: ignore[method-assign]
 
+_GLOBAL = {"--data-dir", "--config", "-c"}  # options of the app, each with a value
+_PROFILE = {"--profile", "-p"}  # an option of most commands, with a value
+
+
+def _option_name(arg: str) -> str:
+    return arg.split("=", 1)[0] if arg.startswith("--") else arg
+
+
+class _GlobalOptionsAnywhere(typer.core.TyperGroup):
+    """`paperdigest star X --data-dir D` and `paperdigest --profile bob star X` work as
+    `paperdigest --data-dir D star X` and `paperdigest star X --profile bob` do: the
+    app's options are lifted to before the command name, `--profile` moved after it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        before: list[str] = []
+        profile: list[str] = []
+        index = 0
+        while index < len(args) and args[index] not in self.commands:
+            arg = args[index]
+            takes_value = "=" not in arg and _option_name(arg) in _GLOBAL | _PROFILE
+            chunk = args[index : index + (2 if takes_value else 1)]
+            (profile if _option_name(arg) in _PROFILE else before).extend(chunk)
+            index += len(chunk)
+        command, rest = args[index : index + 1], args[index + 1 :]
+        lifted: list[str] = []
+        after: list[str] = []
+        index = 0
+        while index < len(rest):
+            arg = rest[index]
+            if arg == "--":
+                after.extend(rest[index:])
+                break
+            if _option_name(arg) in _GLOBAL:
+                width = 1 if "=" in arg else 2
+                lifted.extend(rest[index : index + width])
+                index += width
+                continue
+            after.append(arg)
+            index += 1
+        if profile and not command:
+            before.extend(profile)  # no command: let the parser say what is wrong
+            profile = []
+        return super().parse_args(ctx, before + lifted + command + profile + after)
+
+
 app = typer.Typer(
+    cls=_GlobalOptionsAnywhere,
     name="paperdigest",
     help="Learns which research papers you care about and mails you a daily digest.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )

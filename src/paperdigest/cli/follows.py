@@ -55,7 +55,8 @@ def _add(ctx: typer.Context, action: Action, field: Field, words: list[str],
         hint = "its papers now head your digest's Followed section"
     else:
         hint = "its papers are no longer shown in your digest or `recommend`"
-    out.print(f"Next: {hint}; see them with `paperdigest preview`.", markup=False)
+    flag = "" if name == "default" else f" --profile {name}"
+    out.print(f"Next: {hint}; see them with `paperdigest preview{flag}`.", markup=False)
 
 
 def _remove(ctx: typer.Context, action: Action, field: Field, words: list[str],
