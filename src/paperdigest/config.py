@@ -204,6 +204,13 @@ class Settings(BaseSettings):
     def profile(self, name: str) -> ProfileSettings | None:
         return next((p for p in self.profiles if p.name == name), None)
 
+    def min_score(self, name: str) -> float | None:
+        """The profile's own min_score, else the [digest] one."""
+        chosen = self.profile(name)
+        if chosen is not None and chosen.min_score is not None:
+            return chosen.min_score
+        return self.digest.min_score
+
 
 def config_path(flag: Path | None) -> Path:
     if flag is not None:

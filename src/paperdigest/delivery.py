@@ -219,10 +219,9 @@ def build_for(store: Store, settings: Settings, profile: str, day: date) -> Dige
     previous = _sent_items(store, profile, day)
     cfg = settings.digest
     if not previous:
-        chosen = settings.profile(profile)
         return build_digest(
             store, profile, day, cfg.picks, cfg.window_days, cfg.trending,
-            min_score=min_score_of(chosen, settings),
+            min_score=settings.min_score(profile),
         )
     papers = {paper.pk: paper for paper in store.papers([pk for pk, _, _ in previous])}
     # A paper forgotten since is simply left out of the repeat.
@@ -240,11 +239,6 @@ def build_for(store: Store, settings: Settings, profile: str, day: date) -> Dige
         followed=[item for item in items if is_followed_reason(item.reason)],
     )
 
-
-def min_score_of(profile: ProfileSettings | None, settings: Settings) -> float | None:
-    if profile is not None and profile.min_score is not None:
-        return profile.min_score
-    return settings.digest.min_score
 
 
 def _sent_items(store: Store, profile: str, day: date) -> list[tuple[int, float, str]]:

@@ -246,15 +246,17 @@ def preview(
     context = app_context(ctx)
     settings = context.settings.digest
     env = make_environment(settings.templates_dir)
+    name = check_profile_name(profile)
     with context.store() as store:
         digest = build_digest(
             store,
-            check_profile_name(profile),
+            name,
             date.today(),
             picks or settings.picks,
             settings.window_days,
             settings.trending,
             progress=index_progress,
+            min_score=context.settings.min_score(name),
         )
     rendered = render_digest(digest, env, settings.subject)
     if out_file is not None:
