@@ -3,7 +3,7 @@
 An author rule matches by normalised name: case, accents and punctuation are folded, and
 a given name may be an initial, so "Y. LeCun", "yann lecun" and "LeCun, Yann" are one
 person. A keyword rule matches its words as whole words (or a phrase) in the title or
-abstract; a trailing plural "s" also matches ("graph network" finds "graph networks").
+abstract, singular or plural ("graph network" finds "graph networks", and the reverse).
 A paper matched by a mute rule is never shown, even when a follow rule matches it too.
 """
 
@@ -95,8 +95,12 @@ class Rule:
 
     @cached_property
     def _pattern(self) -> re.Pattern[str]:
-        words = [re.escape(w) for w in fold(self.value).split()]
-        return re.compile(r"(?<!\w)" + r" ".join(words) + r"(?:e?s)?(?!\w)")
+        words = fold(self.value).split()
+        last = words[-1]
+        if len(last) > 3 and last.endswith("s") and not last.endswith("ss"):
+            words[-1] = last[:-1]  # "models" also finds "model"
+        escaped = [re.escape(w) for w in words]
+        return re.compile(r"(?<!\w)" + r" ".join(escaped) + r"(?:e?s)?(?!\w)")
 
     def matches(self, paper: Paper, folded_text: str | None = None) -> str | None:
         """The paper's author name or the keyword that matched, or None."""

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+import typer.core
+import typer.rich_utils
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -49,9 +51,22 @@ def _plain_type(param: Any, ctx: Any) -> str | None:
     return "PATH" if desc.is_path else _TYPE_WORDS.get(annotation, "TEXT")
 
 
-# One place for every command's help, rather than a metavar on each option.
+def _plain_usage_error(exc: Any) -> None:
+    """A bad flag or argument as one plain line on stderr, like every other error, instead
+    of typer's box (which also says "Value error," before the sentence)."""
+    if exc.__class__.__name__ == "NoArgsIsHelpError":
+        return
+    message = exc.format_message().replace("Value error, ", "")
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err.print(f"Error: {message}{hint}", markup=False, soft_wrap=True, highlight=False)
+
+
+# One place for every command's help and usage errors, rather than a metavar on each
+# option and a handler in each command.
 typer.core.TyperArgument.display_type_rich = _plain_type  # type: ignore[method-assign]
 typer.core.TyperOption.display_type_rich = _plain_type  # type: ignore[method-assign]
+typer.rich_utils.rich_format_error = _plain_usage_error
 
 _GLOBAL = {"--data-dir", "--config", "-c"}  # options of the app, each with a value
 _PROFILE = {"--profile", "-p"}  # an option of most commands, with a value
