@@ -735,12 +735,11 @@ class Store:
         )
 
     def count_added_since(self, since: datetime) -> int:
-        """Papers first stored at or after `since` (an aware datetime)."""
+        """Dated papers first stored at or after `since` (an aware datetime)."""
         stamp = since.astimezone(UTC).isoformat(timespec="seconds")
-        # Undated papers from seed dumps (a listing label, no date) are old papers, not news.
+        # Undated papers (seed dumps, files without dates) are not news, whenever loaded.
         return self.conn.execute(
-            "SELECT count(*) FROM papers WHERE added_at >= ? "
-            "AND NOT (published IS NULL AND listed_label IS NOT NULL)",
+            "SELECT count(*) FROM papers WHERE added_at >= ? AND published IS NOT NULL",
             (stamp,),
         ).fetchone()[0]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -54,27 +56,40 @@ def _paper_json(paper: Paper, **extra: object) -> dict[str, object]:
     }
 
 
+def _id_width(rows: Sequence[tuple[Paper, object]]) -> int:
+    return max((len(paper.id) for paper, _ in rows), default=8)
+
+
 def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(*columns: str, wide: str = "title") -> Table:
-    """A table that fits an 80-column terminal: the `wide` column takes what is left and
-    wraps over two lines at most; the others never wrap."""
-    table = Table(box=None, header_style="bold")
-    for name in columns:
-        if name == wide:
-            table.add_column(name, ratio=1, overflow="ellipsis", max_width=None)
-        elif name == "why":
-            table.add_column(name, ratio=1, overflow="fold")
-        else:
-            table.add_column(name, no_wrap=True)
-    return table
+class _Rows:
+    """A table that fits the terminal (80 columns and up): the title column gets a fixed
+    width and each title at most two lines of it, cut with "…"; a "why" column takes the
+    rest and wraps; every other column stays on one line."""
 
+    def __init__(self, *columns: str, narrow: dict[str, int]) -> None:
+        self.table = Table(box=None, header_style="bold", pad_edge=True)
+        padding = 2 * len(columns)
+        rest = max(20, out.width - sum(narrow.values()) - padding)
+        # Beside a "why" column the title takes 45% of what is left, else all of it.
+        self.title_width = rest * 45 // 100 if "why" in columns else rest
+        for name in columns:
+            if name == "title":
+                self.table.add_column(name, width=self.title_width, no_wrap=True,
+                                      overflow="ellipsis")
+            elif name == "why":
+                self.table.add_column(name, ratio=1, overflow="fold")
+            else:
+                self.table.add_column(name, no_wrap=True, min_width=narrow.get(name))
 
-def _two_lines(text: str, width: int = 70) -> str:
-    """Cut a title so that it wraps over two lines at most in its column."""
-    return _short(text, width)
+    def title(self, text: str) -> str:
+        lines = textwrap.wrap(" ".join(text.split()), self.title_width) or [""]
+        if len(lines) > 2:
+            second = lines[1][: self.title_width - 1].rstrip()
+            lines = [lines[0], second + "…"]
+        return "\n".join(lines)
 
 
 @app.command()
@@ -94,10 +109,10 @@ def search(
     if not hits:
         err.print(f"No paper matches {query!r}.", markup=False)
         return
-    table = _table("id", "title", "listed")
+    rows = _Rows("id", "title", "listed", narrow={"id": _id_width(hits), "listed": 10})
     for paper, _ in hits:
-        table.add_row(paper.id, _two_lines(paper.title), paper.listed.isoformat())
-    out.print(table)
+        rows.table.add_row(paper.id, rows.title(paper.title), paper.listed.isoformat())
+    out.print(rows.table)
 
 
 def _change_each(
@@ -180,10 +195,10 @@ def stars(
         err.print("No stars yet. Find papers with `paperdigest search WORDS`, then "
                   "`paperdigest star ID`.", markup=False)
         return
-    table = _table("id", "title", "starred")
+    rows = _Rows("id", "title", "starred", narrow={"id": _id_width(starred), "starred": 10})
     for paper, when in starred:
-        table.add_row(paper.id, _two_lines(paper.title), when.date().isoformat())
-    out.print(table)
+        rows.table.add_row(paper.id, rows.title(paper.title), when.date().isoformat())
+    out.print(rows.table)
 
 
 @app.command()
@@ -217,13 +232,14 @@ def recommend(
     if not selection.personalised:
         err.print("No stars yet, so these are the newest papers. "
                   "Star some with `paperdigest star ID`.", markup=False)
-    table = _table("score", "id", "title", "why")
+    shown = [(p, None) for p, _ in selection.followed] + [(p.paper, p) for p in selection.picks]
+    rows = _Rows("score", "id", "title", "why", narrow={"score": 7, "id": _id_width(shown)})
     for paper, reason in selection.followed:
-        table.add_row("follow", paper.id, _two_lines(paper.title, 50), reason)
+        rows.table.add_row("follow", paper.id, rows.title(paper.title), reason)
     for pick in selection.picks:
-        table.add_row(f"{pick.score:.3f}", pick.paper.id, _two_lines(pick.paper.title, 50),
-                      pick.reason)
-    out.print(table)
+        rows.table.add_row(f"{pick.score:.3f}", pick.paper.id, rows.title(pick.paper.title),
+                           pick.reason)
+    out.print(rows.table)
 
 
 @app.command()
