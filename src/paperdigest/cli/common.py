@@ -117,6 +117,8 @@ app = typer.Typer(
     cls=_GlobalOptionsAnywhere,
     name="paperdigest",
     help="Learns which research papers you care about and mails you a daily digest.",
+    epilog="--data-dir and --config may also follow the command name, and a command's "
+    "--profile may come before it: paperdigest star ID --data-dir DIR.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
