@@ -220,3 +220,12 @@ def test_a_sent_followed_paper_is_recorded_and_never_sent_twice(
         shown = store.shown_pks("default")
         assert store.resolve("2612.00001").pk in shown
     assert "Joint Embedding" not in cli("preview").stdout
+
+
+def test_a_broad_follow_shows_the_newest_thirty_and_counts_the_rest(cli, data_dir):
+    cli("follow", "keyword", "language models")
+    matches = [r for r in json.loads(cli("recommend", "--json").stdout) if r["followed"]]
+    assert len(matches) > 30
+    followed, _ = sections(cli("preview").stdout)
+    assert followed.count("-- follows keyword “language models”") == 30
+    assert f"...and {len(matches) - 30} more followed papers: `paperdigest recommend`" in followed

