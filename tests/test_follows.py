@@ -229,3 +229,35 @@ def test_a_broad_follow_shows_the_newest_thirty_and_counts_the_rest(cli, data_di
     followed, _ = sections(cli("preview").stdout)
     assert followed.count("-- follows keyword “language models”") == 30
     assert f"...and {len(matches) - 30} more followed papers: `paperdigest recommend`" in followed
+
+
+def test_the_store_narrows_the_window_without_losing_a_match(store):
+    """The SQL prefilter (full-text index, authors column) finds every paper the exact
+    rules match, accents, plurals and hyphens included."""
+    from paperdigest.follows import sort_papers
+    from paperdigest.models import PaperRecord
+
+    store.ingest([
+        PaperRecord(title="Müller's Graph-Neural Networks", abstract="Message passing.",
+                    authors=("Jürgen Müller",), published=date.today()),
+        PaperRecord(title="A single graph neural network", abstract="One.",
+                    authors=("J. Muller",), published=date.today()),
+        PaperRecord(title="Kernel methods, revisited", abstract="Two.",
+                    authors=("Ada Lovelace", "Jürgen Müller"), published=date.today()),
+    ])
+    rules = [
+        Rule(Action.follow, Field.keyword, "graph neural networks"),
+        Rule(Action.follow, Field.author, "Jurgen Muller"),
+        Rule(Action.mute, Field.keyword, "language model"),
+        Rule(Action.follow, Field.keyword, "sparse"),
+    ]
+    whole = sort_papers(store.window_papers(7), rules)
+    narrowed_papers = store.window_papers(7, rules=rules)
+    narrowed = sort_papers(narrowed_papers, rules)
+    assert narrowed == whole
+    assert len(narrowed_papers) < len(store.window_papers(7))
+    reasons = {p.title: why for p, why in whole.followed}
+    assert reasons["Müller's Graph-Neural Networks"] == "follows keyword “graph neural networks”"
+    assert reasons["A single graph neural network"] == "follows keyword “graph neural networks”"
+    assert reasons["Kernel methods, revisited"] == "follows author Jürgen Müller"
+    assert whole.muted

@@ -92,6 +92,16 @@ def check_rule_value(field: Field, value: str) -> str:
     return value
 
 
+def keyword_words(value: str) -> list[str]:
+    """A keyword's folded words, the last one without a plural "s": "models" also finds
+    "model" (the pattern allows "s" or "es" after it)."""
+    words = fold(value).split()
+    last = words[-1] if words else ""
+    if len(last) > 3 and last.endswith("s") and not last.endswith("ss"):
+        words[-1] = last[:-1]
+    return words
+
+
 @dataclass(frozen=True)
 class Rule:
     action: Action
@@ -104,10 +114,7 @@ class Rule:
 
     @cached_property
     def _pattern(self) -> re.Pattern[str]:
-        words = fold(self.value).split()
-        last = words[-1]
-        if len(last) > 3 and last.endswith("s") and not last.endswith("ss"):
-            words[-1] = last[:-1]  # "models" also finds "model"
+        words = keyword_words(self.value)
         # Folded text has single spaces between words and one at each end (paper_text):
         # spaces mark whole words, and a pattern that starts with a literal is searched
         # 25x faster than one that starts with a lookbehind.
@@ -121,6 +128,11 @@ class Rule:
             )
         text = folded_text if folded_text is not None else paper_text(paper)
         return self.value if self._pattern.search(text) else None
+
+    @property
+    def family_name(self) -> str:
+        """An author rule's folded family name."""
+        return self._name.family
 
     def same_as(self, other: Rule) -> bool:
         """One rule in two spellings: "Y. LeCun" and "yann lecun", "GANs" and "gans"."""

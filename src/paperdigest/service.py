@@ -59,8 +59,8 @@ def select_picks(
     seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(profile)
     rules = store.rules(profile)
     screened = sort_papers(
-        (p for p in store.window_papers(window_days, since) if p.pk not in seen) if rules
-        else (),
+        (p for p in store.window_papers(window_days, since, rules) if p.pk not in seen)
+        if rules else (),
         rules,
     )
     followed = screened.followed

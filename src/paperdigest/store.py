@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from paperdigest.errors import AmbiguousError, NotFoundError, PaperdigestError
-from paperdigest.follows import Action, Field, Rule, normalise_rule_value
+from paperdigest.follows import Action, Field, Rule, keyword_words, normalise_rule_value
 from paperdigest.ids import TITLE_HASH_LENGTH, normalise_arxiv_id, normalise_title, title_hash
 from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
@@ -632,15 +632,23 @@ class Store:
             )
         ]
 
-    def window_papers(self, window_days: int, since: date | None = None) -> list[Paper]:
+    def window_papers(
+        self, window_days: int, since: date | None = None, rules: Sequence[Rule] = ()
+    ) -> list[Paper]:
         """Papers listed within `window_days` of the newest one (and on or after `since`),
-        newest first: the candidates follow and mute rules are matched against."""
+        newest first. Given rules, only those that may match one of them: a superset
+        found with the full-text index and the authors column, which the exact matching
+        (follows.py) then sorts, so a large window is not read whole."""
         bound = "date((SELECT max(listed) FROM papers), ?)" if window_days > 0 else "''"
         args: list[Any] = [f"-{window_days} days"] if window_days > 0 else []
         sql = f"SELECT * FROM papers WHERE listed >= {bound}"
         if since is not None:
             sql += " AND listed >= ?"
             args.append(since.isoformat())
+        if rules:
+            maybe, more = _rule_prefilter(rules)
+            sql += f" AND ({maybe})"
+            args += more
         rows = self.conn.execute(sql + " ORDER BY listed DESC, pk DESC", args)
         return [_paper(row) for row in rows]
 
@@ -866,6 +874,30 @@ def _paper(row: sqlite3.Row) -> Paper:
         journal_ref=row["journal_ref"],
         published=date.fromisoformat(row["published"]) if row["published"] else None,
     )
+
+
+def _rule_prefilter(rules: Sequence[Rule]) -> tuple[str, list[Any]]:
+    """An SQL condition true for every paper a rule can match (and some more)."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    # FTS5 tokens are the folded words; the last one as a prefix covers its plurals.
+    phrases = [
+        " ".join(f'"{w}"' for w in words) + " *"
+        for words in (keyword_words(r.value) for r in rules if r.field is Field.keyword)
+        if words
+    ]
+    if phrases:
+        conditions.append("pk IN (SELECT rowid FROM papers_fts WHERE papers_fts MATCH ?)")
+        args.append(" OR ".join(f"({phrase})" for phrase in phrases))
+    families = {r.family_name for r in rules if r.field is Field.author and r.family_name}
+    for family in sorted(families):
+        # LIKE ignores ASCII case; a name with an accent is stored JSON-escaped (\u00e9),
+        # so those rows are always kept for the exact match to judge.
+        conditions.append("authors LIKE ?")
+        args.append(f"%{family.split()[-1]}%")
+    if families:
+        conditions.append("authors LIKE '%\\u%'")
+    return " OR ".join(conditions) or "0", args
 
 
 def _split_sql(script: str) -> list[str]:
