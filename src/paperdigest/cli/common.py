@@ -76,41 +76,54 @@ def _option_name(arg: str) -> str:
     return arg.split("=", 1)[0] if arg.startswith("--") else arg
 
 
+def _takes_value(arg: str, names: set[str]) -> bool:
+    return "=" not in arg and _option_name(arg) in names
+
+
 class _GlobalOptionsAnywhere(typer.core.TyperGroup):
     """`paperdigest star X --data-dir D` and `paperdigest --profile bob star X` work as
     `paperdigest --data-dir D star X` and `paperdigest star X --profile bob` do: the
     app's options are lifted to before the command name, `--profile` moved after it."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        before, profile, index = self._before_command(args)
+        command, rest = args[index : index + 1], args[index + 1 :]
+        if not command:  # no command: let the parser say what is wrong
+            before, profile = before + profile, []
+        lifted, after = _lift_globals(rest)
+        return super().parse_args(ctx, before + lifted + command + profile + after)
+
+    def _before_command(self, args: list[str]) -> tuple[list[str], list[str], int]:
+        """The app's options, any --profile, and where the command name is."""
         before: list[str] = []
         profile: list[str] = []
         index = 0
         while index < len(args) and args[index] not in self.commands:
             arg = args[index]
-            takes_value = "=" not in arg and _option_name(arg) in _GLOBAL | _PROFILE
-            chunk = args[index : index + (2 if takes_value else 1)]
+            chunk = args[index : index + (2 if _takes_value(arg, _GLOBAL | _PROFILE) else 1)]
             (profile if _option_name(arg) in _PROFILE else before).extend(chunk)
             index += len(chunk)
-        command, rest = args[index : index + 1], args[index + 1 :]
-        lifted: list[str] = []
-        after: list[str] = []
-        index = 0
-        while index < len(rest):
-            arg = rest[index]
-            if arg == "--":
-                after.extend(rest[index:])
-                break
-            if _option_name(arg) in _GLOBAL:
-                width = 1 if "=" in arg else 2
-                lifted.extend(rest[index : index + width])
-                index += width
-                continue
+        return before, profile, index
+
+
+def _lift_globals(rest: list[str]) -> tuple[list[str], list[str]]:
+    """(the app's options found after the command name, everything else), up to `--`."""
+    lifted: list[str] = []
+    after: list[str] = []
+    index = 0
+    while index < len(rest):
+        arg = rest[index]
+        if arg == "--":
+            after.extend(rest[index:])
+            break
+        if _option_name(arg) in _GLOBAL:
+            width = 2 if _takes_value(arg, _GLOBAL) else 1
+            lifted.extend(rest[index : index + width])
+            index += width
+        else:
             after.append(arg)
             index += 1
-        if profile and not command:
-            before.extend(profile)  # no command: let the parser say what is wrong
-            profile = []
-        return super().parse_args(ctx, before + lifted + command + profile + after)
+    return lifted, after
 
 
 app = typer.Typer(
