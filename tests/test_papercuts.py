@@ -253,3 +253,13 @@ def test_the_new_schema_keeps_foreign_keys_whole(data_dir):
     finally:
         conn.close()
     assert {"rules", "forgotten_papers"} <= tables
+
+
+def test_config_check_blames_the_environment_for_a_bad_address(cli, tmp_path, monkeypatch):
+    config = tmp_path / "c.toml"
+    config.write_text('[smtp]\nsender = "digest@example.org"\n')
+    monkeypatch.setenv("PAPERDIGEST_SMTP__SENDER", "digest at example.org")
+    result = cli("--config", str(config), "config", "check")
+    assert result.exit_code == 2
+    assert ("smtp.sender: 'digest at example.org' is not an email address (from the "
+            "environment variable PAPERDIGEST_SMTP__SENDER)") in result.stderr

@@ -66,10 +66,7 @@ def validation_problems(exc: ValidationError, env: dict[str, str]) -> list[str]:
                 line += f" (did you mean {guess}?)"
         else:
             line = f"{key}: " + error["msg"].removeprefix("Value error, ")
-        variable = _blamed_variable(loc, env)
-        if variable:
-            line += f" (from the environment variable {variable})"
-        lines.append(line)
+        lines.append(line + _blame(loc, env))
     return lines
 
 
@@ -89,7 +86,7 @@ def semantic_problems(
             if not _ADDRESS.match(address.strip()):
                 problems.append(
                     f"profiles.{index}.email: {address!r} is not an email address "
-                    "such as ada@example.org"
+                    "such as ada@example.org" + _blame(("profiles", index, "email"), env)
                 )
         if sending and not profile.email:
             problems.append(
@@ -98,8 +95,14 @@ def semantic_problems(
             )
     sender = (settings.smtp.sender or "").strip()
     if sender and not _ADDRESS.match(sender):
-        problems.append(f"smtp.sender: {sender!r} is not an email address")
+        problems.append(f"smtp.sender: {sender!r} is not an email address"
+                        + _blame(("smtp", "sender"), env))
     return problems
+
+
+def _blame(loc: tuple[Any, ...], env: dict[str, str]) -> str:
+    variable = _blamed_variable(loc, env)
+    return f" (from the environment variable {variable})" if variable else ""
 
 
 def _file_data(path: Path) -> dict[str, Any]:
