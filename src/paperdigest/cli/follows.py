@@ -51,12 +51,12 @@ def _add(ctx: typer.Context, action: Action, field: Field, words: list[str],
         out.print(f"already {verb} {field.value} {existing.value}", markup=False)
         return
     out.print(f"{verb} {field.value} {rule.value} (profile {name})", markup=False)
-    if action is Action.follow:
-        hint = "its papers now head your digest's Followed section"
-    else:
-        hint = "its papers are no longer shown in your digest or `recommend`"
     flag = "" if name == "default" else f" --profile {name}"
-    out.print(f"Next: {hint}; see them with `paperdigest preview{flag}`.", markup=False)
+    if action is Action.follow:
+        hint = "shows its papers in the Followed section"
+    else:
+        hint = "shows the digest without its papers"
+    out.print(f"Next: `paperdigest preview{flag}` {hint}.", markup=False)
 
 
 def _remove(ctx: typer.Context, action: Action, field: Field, words: list[str],

@@ -152,8 +152,8 @@ def star(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "defau
     """Star papers you like: the profile learns from them."""
     if _change_each(ctx, refs, profile, "star", "starred", "already starred"):
         flag = "" if profile == "default" else f" --profile {profile}"
-        out.print(f"Next: `paperdigest recommend{flag}` ranks new papers like these; "
-                  f"`paperdigest preview{flag}` shows the digest.", markup=False)
+        out.print(f"Next: `paperdigest recommend{flag}` ranks new papers like these.",
+                  markup=False)
 
 
 @app.command()
