@@ -261,3 +261,22 @@ def test_the_store_narrows_the_window_without_losing_a_match(store):
     assert reasons["A single graph neural network"] == "follows keyword “graph neural networks”"
     assert reasons["Kernel methods, revisited"] == "follows author Jürgen Müller"
     assert whole.muted
+
+
+def test_a_muted_paper_is_not_trending_either(cli, data_dir):
+    from paperdigest.models import PaperRecord
+
+    with Store.open(data_dir) as store:
+        store.ingest([
+            PaperRecord(title=f"Trending paper {n} on {topic}", abstract="Popular.",
+                        upvotes=100 - n, published=date.today(), source="hf")
+            for n, topic in enumerate(["prompt injection", "protein folding"])
+        ])
+    cli("star", STAR)  # picks by rank, so the two are in Trending, not among the picks
+    before = cli("preview").stdout.partition("Trending\n--------")[2]
+    assert "Trending paper 0 on prompt injection" in before
+    cli("mute", "keyword", "prompt injection")
+    text = cli("preview").stdout
+    trending = text.partition("Trending\n--------")[2]
+    assert "Trending paper 1 on protein folding" in trending
+    assert "prompt injection" not in text
