@@ -77,7 +77,8 @@ class Name:
 
 
 def normalise_rule_value(field: Field, value: str) -> str:
-    """The key a rule is stored and compared under: two spellings, one rule."""
+    """The key a rule is stored under ("y lecun", "graph neural networks"); rules are
+    compared with Rule.same_as, which also knows that "Y. LeCun" is "Yann LeCun"."""
     if field is Field.author:
         name = Name.parse(value)
         return " ".join((*name.given, name.family)).strip()
