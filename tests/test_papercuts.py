@@ -263,3 +263,12 @@ def test_config_check_blames_the_environment_for_a_bad_address(cli, tmp_path, mo
     assert result.exit_code == 2
     assert ("smtp.sender: 'digest at example.org' is not an email address (from the "
             "environment variable PAPERDIGEST_SMTP__SENDER)") in result.stderr
+
+
+def test_install_completion_writes_the_script_for_the_shell(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = cli("--install-completion", "bash")
+    assert result.exit_code == 0, result.output
+    script = tmp_path / ".bash_completions" / "paperdigest.sh"
+    assert "_PAPERDIGEST_COMPLETE" in script.read_text()
+    assert str(script) in (tmp_path / ".bashrc").read_text()
