@@ -537,7 +537,8 @@ def test_sigterm_during_the_source_refresh_stops_the_daemon_before_it_sends(
 
 def test_a_stop_event_ends_a_refresh_between_requests(store, httpserver):
     for day in ("2025-03-17", "2025-03-18", "2025-03-19"):
-        httpserver.expect_request("/api/daily_papers", query_string={"date": day, "limit": "100", "p": "0"}) \
+        query = {"date": day, "limit": "100", "p": "0"}
+        httpserver.expect_request("/api/daily_papers", query_string=query) \
             .respond_with_data(b"[]", content_type="application/json")
     settings = Settings(sources={"hf": {"base_url": httpserver.url_for("/").rstrip("/")}})
     stop = threading.Event()

@@ -49,7 +49,32 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekdays(value: Any) -> Any:
+    """["mon", "Thursday"] -> ["mon", "thu"]; a plain sentence for anything else."""
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if not isinstance(value, list | tuple):
+        return value
+    days: list[str] = []
+    full = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    for item in value:
+        word = str(item).strip().lower()
+        if word in full:
+            word = word[:3]
+        if word not in WEEKDAYS:
+            raise ValueError(f"{item!r} is not a day of the week such as mon or thu")
+        if word not in days:
+            days.append(word)
+    if not days:
+        raise ValueError("give at least one day, such as [\"mon\"]")
+    return sorted(days, key=WEEKDAYS.index)
+
+
 SendTime = Annotated[time, BeforeValidator(_hhmm)]
+Weekdays = Annotated[list[str], BeforeValidator(_weekdays)]
 Emails = Annotated[list[str], BeforeValidator(_one_or_many)]
 
 
@@ -90,6 +115,10 @@ class DigestSettings(_Section):
     # Only papers listed within this many days of the newest paper are candidates.
     window_days: int = Field(7, ge=0)
     trending: int = Field(5, ge=0, le=50)
+    # Local days the digest goes out on; each digest covers everything since the last.
+    days: Weekdays = Field(default_factory=lambda: list(WEEKDAYS))
+    # Picks scoring below this are left out (the followed section is not affected).
+    min_score: float | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
 
@@ -112,6 +141,8 @@ class ProfileSettings(_Section):
     timezone: str | None = None
     # Mail a digest even when it has no picks (nothing new in the window).
     send_empty: bool = False
+    days: Weekdays | None = None
+    min_score: float | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
 
@@ -174,6 +205,13 @@ class Settings(BaseSettings):
 
     def profile(self, name: str) -> ProfileSettings | None:
         return next((p for p in self.profiles if p.name == name), None)
+
+    def min_score(self, name: str) -> float | None:
+        """The profile's own min_score, else the [digest] one."""
+        chosen = self.profile(name)
+        if chosen is not None and chosen.min_score is not None:
+            return chosen.min_score
+        return self.digest.min_score
 
 
 def config_path(flag: Path | None) -> Path:

@@ -31,8 +31,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from paperdigest import ledger as ledger_api
-from paperdigest.config import ProfileSettings, Settings, SmtpSettings
-from paperdigest.digest import Digest, assemble_digest, item_for
+from paperdigest.config import (
+    WEEKDAYS,
+    DigestSettings,
+    ProfileSettings,
+    Settings,
+    SmtpSettings,
+)
+from paperdigest.digest import Digest, assemble_digest, is_followed_reason, item_for
 from paperdigest.errors import PaperdigestError
 from paperdigest.ledger import AlreadySentError, LedgerEntry, ledger, was_sent
 from paperdigest.mailer import (
@@ -48,7 +54,7 @@ from paperdigest.mailer import (
     sender_address,
 )
 from paperdigest.render import make_environment, render_digest
-from paperdigest.service import build_digest
+from paperdigest.service import build_digest, unmuted_trending
 from paperdigest.store import Store, check_profile_name
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,34 @@ def local_date(profile: ProfileSettings, settings: Settings, now: datetime) -> d
     return now.astimezone(profile_zone(profile, settings)).date()
 
 
+def digest_days(profile: ProfileSettings, digest: DigestSettings) -> list[str]:
+    return profile.days or digest.days
+
+
+def is_digest_day(profile: ProfileSettings, digest: DigestSettings, day: date) -> bool:
+    return WEEKDAYS[day.weekday()] in digest_days(profile, digest)
+
+
+def next_digest_day(profile: ProfileSettings, digest: DigestSettings, day: date) -> date:
+    """The first digest day after `day` (a week later at most: days is never empty)."""
+    for offset in range(1, 8):
+        if is_digest_day(profile, digest, day + timedelta(days=offset)):
+            return day + timedelta(days=offset)
+    return day + timedelta(days=7)  # pragma: no cover - days is never empty
+
+
+def resting_message(profile: ProfileSettings, settings: Settings, day: date) -> str:
+    """Why nothing goes out today, and when the next digest does."""
+    nxt = next_digest_day(profile, settings.digest, day)
+    at = (profile.send_time or settings.digest.send_time).strftime("%H:%M")
+    zone = profile.timezone or settings.digest.timezone
+    return (
+        f"no digest today ({day:%a} {day}): its days are "
+        f"{', '.join(digest_days(profile, settings.digest))}; the next one goes out on "
+        f"{nxt:%a} {nxt} at {at} {zone}"
+    )
+
+
 def claim_ttl(smtp: SmtpSettings) -> timedelta:
     """How long a claim whose holder cannot be checked (another host, or a row from before
     claims named their process) holds: longer than the slowest run retrying can take, so
@@ -93,18 +127,26 @@ def build_for(
     previous = previous or _sent_items(store, profile, day)
     cfg = settings.digest
     if not previous:
-        return build_digest(store, profile, day, cfg.picks, cfg.window_days, cfg.trending)
-    papers = store.papers([pk for pk, _, _ in previous])
+        return build_digest(
+            store, profile, day, cfg.picks, cfg.window_days, cfg.trending,
+            min_score=settings.min_score(profile),
+        )
+    papers = {paper.pk: paper for paper in store.papers([pk for pk, _, _ in previous])}
+    # A paper forgotten since is simply left out of the repeat.
+    items = [
+        item_for(papers[pk], score, reason) for pk, score, reason in previous if pk in papers
+    ]
     return assemble_digest(
         day,
         profile,
-        [
-            item_for(paper, score, reason)
-            for paper, (_, score, reason) in zip(papers, previous, strict=True)
-        ],
-        trending=store.trending(cfg.trending, cfg.window_days) if cfg.trending else [],
-        personalised=any(reason != "new" for _, _, reason in previous),
+        [item for item in items if not is_followed_reason(item.reason)],
+        trending=unmuted_trending(store, profile, cfg.trending, cfg.window_days),
+        personalised=any(
+            reason != "new" and not is_followed_reason(reason) for _, _, reason in previous
+        ),
+        followed=[item for item in items if is_followed_reason(item.reason)],
     )
+
 
 
 def _sent_items(store: Store, profile: str, day: date) -> list[tuple[int, float, str]]:
@@ -135,6 +177,8 @@ class SendReport:
     written: dict[str, Path] = field(default_factory=dict)  # dry run: profile -> .eml
     maybe: dict[str, str] = field(default_factory=dict)  # profile -> why it may be out
     empty: dict[str, str] = field(default_factory=dict)  # profile -> why nothing was mailed
+    # Not one of the profile's digest days: nothing to do, and not a failure.
+    resting: dict[str, str] = field(default_factory=dict)  # profile -> when the next one is
 
 
 @dataclass
@@ -178,6 +222,9 @@ def send_digests(
                     "[[profiles]] entry or pass --to"
                 )
             day = local_date(profile, settings, now)
+            if not force and not is_digest_day(profile, settings.digest, day):
+                report.resting[profile.name] = resting_message(profile, settings, day)
+                continue
             claimed = None
             if not dry_run:
                 try:
@@ -194,7 +241,7 @@ def send_digests(
             try:
                 job = _job(store, settings, env, profile, day, claimed, sender, recipients,
                            now)
-                if not job.digest.items and not profile.send_empty:
+                if not job.digest.shown and not profile.send_empty:
                     why = empty_reason(settings)
                     if claimed is not None:
                         ledger_api.mark_empty(store, claimed.id, why)
@@ -203,7 +250,7 @@ def send_digests(
                 if claimed is not None and not claimed.resend:
                     ledger_api.save_items(
                         store, claimed.id,
-                        [(item.pk, item.score, item.reason) for item in job.digest.items],
+                        [(item.pk, item.score, item.reason) for item in job.digest.shown],
                     )
                 jobs.append(job)
             except BaseException:

@@ -13,6 +13,9 @@ from paperdigest.models import Paper, Pick
 SNIPPET_CHARS = 320
 KEYWORDS_SHOWN = 5
 DETAILS_WIDTH = 76  # the plain-text details line wraps between facts, never inside a link
+# A broad follow rule ("llm") could match hundreds of papers a day: the digest shows this
+# many, newest first, and says how many more `recommend` lists.
+FOLLOWED_LIMIT = 30
 DEFAULT_SUBJECT = "paperdigest {date}: {count} papers for you"
 
 
@@ -66,10 +69,18 @@ class Digest:
     items: tuple[DigestItem, ...]
     trending: tuple[DigestItem, ...] = ()
     personalised: bool = True  # False when there are no stars yet: newest papers instead
+    # Papers a follow rule matched, shown above the picks whatever their score.
+    followed: tuple[DigestItem, ...] = ()
+    followed_more: int = 0  # matches beyond FOLLOWED_LIMIT, not shown
 
     @property
     def count(self) -> int:
-        return len(self.items)
+        return len(self.items) + len(self.followed)
+
+    @property
+    def shown(self) -> tuple[DigestItem, ...]:
+        """Everything a sent digest records as shown, followed papers first."""
+        return self.followed + self.items
 
     def subject(self, template: str = DEFAULT_SUBJECT) -> str:
         """One line: user-controlled parts can never add a header line."""
@@ -144,6 +155,14 @@ def item_for(paper: Paper, score: float, reason: str) -> DigestItem:
     )
 
 
+FOLLOWED_PREFIX = "follows "
+
+
+def is_followed_reason(reason: str) -> bool:
+    """A stored digest line's reason tells a followed paper from a pick."""
+    return reason.startswith(FOLLOWED_PREFIX)
+
+
 def item_from(pick: Pick) -> DigestItem:
     return item_for(pick.paper, pick.score, pick.reason)
 
@@ -154,9 +173,13 @@ def assemble_digest(
     items: Sequence[DigestItem],
     trending: Sequence[Paper] = (),
     personalised: bool = True,
+    followed: Sequence[DigestItem] = (),
 ) -> Digest:
-    """Items in rank order, then what is trending that was not already picked."""
-    picked = {item.pk for item in items}
+    """Followed papers (at most FOLLOWED_LIMIT), items in rank order, then what is trending
+    that was not already shown."""
+    more = max(0, len(followed) - FOLLOWED_LIMIT)
+    followed = list(followed)[:FOLLOWED_LIMIT]
+    picked = {item.pk for item in items} | {item.pk for item in followed}
     trend = [
         item_for(p, float(p.upvotes or 0), "trending")
         for p in trending
@@ -168,4 +191,6 @@ def assemble_digest(
         items=tuple(items),
         trending=tuple(trend),
         personalised=personalised,
+        followed=tuple(followed),
+        followed_more=more,
     )

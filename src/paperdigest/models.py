@@ -84,6 +84,7 @@ class Paper:
     arxiv_comment: str | None = None
     doi: str | None = None
     journal_ref: str | None = None
+    published: date | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from paperdigest.config import DigestSettings, ProfileSettings, Settings, SmtpSettings
-from paperdigest.delivery import local_date, send_digests
+from paperdigest.delivery import (
+    digest_days,
+    is_digest_day,
+    local_date,
+    send_digests,
+)
 from paperdigest.errors import PaperdigestError
 from paperdigest.ledger import is_done
 from paperdigest.mailer import ManagedConnection, open_connection
@@ -66,9 +71,11 @@ def scheduled_at(profile: ProfileSettings, digest: DigestSettings, day: date) ->
 
 
 def next_send_time(profile: ProfileSettings, digest: DigestSettings, now: datetime) -> datetime:
-    """The first send instant at or after `now` (aware, in the profile's zone)."""
+    """The first send instant at or after `now` on a digest day (aware, profile's zone)."""
     today = now.astimezone(zone_of(profile, digest)).date()
-    for offset in range(-1, 3):
+    for offset in range(-1, 10):
+        if not is_digest_day(profile, digest, today + timedelta(days=offset)):
+            continue
         candidate = scheduled_at(profile, digest, today + timedelta(days=offset))
         if candidate >= now:
             return candidate
@@ -76,9 +83,11 @@ def next_send_time(profile: ProfileSettings, digest: DigestSettings, now: dateti
 
 
 def last_send_time(profile: ProfileSettings, digest: DigestSettings, now: datetime) -> datetime:
-    """The latest send instant at or before `now`."""
+    """The latest send instant at or before `now` on a digest day."""
     today = now.astimezone(zone_of(profile, digest)).date()
-    for offset in range(1, -3, -1):
+    for offset in range(1, -10, -1):
+        if not is_digest_day(profile, digest, today + timedelta(days=offset)):
+            continue
         candidate = scheduled_at(profile, digest, today + timedelta(days=offset))
         if candidate <= now:
             return candidate
@@ -112,7 +121,10 @@ def window_end(profile: ProfileSettings, digest: DigestSettings, now: datetime) 
 
 def make_trigger(profile: ProfileSettings, digest: DigestSettings) -> CronTrigger:
     at = send_time_of(profile, digest)
-    return CronTrigger(hour=at.hour, minute=at.minute, timezone=zone_of(profile, digest))
+    days = ",".join(digest_days(profile, digest))
+    return CronTrigger(
+        day_of_week=days, hour=at.hour, minute=at.minute, timezone=zone_of(profile, digest)
+    )
 
 
 # -- the daemon -----------------------------------------------------------------------------
@@ -201,6 +213,9 @@ class Daemon:
         if name in report.skipped:
             log.info("%s: %s", name, report.skipped[name])
             return "skipped"
+        if name in report.resting:
+            log.info("%s: %s", name, report.resting[name])
+            return "resting"
         if name in report.maybe:
             log.error("%s: maybe delivered: %s", name, report.maybe[name])
             return "maybe"
@@ -254,7 +269,7 @@ class Daemon:
         catch-up window lasts. Returns when, or None."""
         self.next_retry.pop(name, None)
         profile = self.settings.profile(name)
-        if profile is None or outcome in ("sent", "already sent", "empty", "stopped"):
+        if profile is None or outcome in ("sent", "already sent", "empty", "resting", "stopped"):
             return None
         if self.stop.is_set():
             return None

@@ -11,8 +11,9 @@ from datetime import date
 import numpy as np
 
 from paperdigest.corpus_index import CorpusIndex, open_index
-from paperdigest.digest import Digest, assemble_digest, item_from
-from paperdigest.models import Pick
+from paperdigest.digest import Digest, assemble_digest, item_for, item_from
+from paperdigest.follows import is_muted, sort_papers
+from paperdigest.models import Paper, Pick
 from paperdigest.ranking import Ranker
 from paperdigest.recommend import RankedRow, background_rows, rank_rows
 from paperdigest.store import Store
@@ -22,6 +23,19 @@ from paperdigest.store import Store
 class Selection:
     picks: list[Pick]
     personalised: bool  # False: no stars, so these are simply the newest papers
+    # Unseen papers in the window a follow rule matched, newest first, with the reason.
+    followed: tuple[tuple[Paper, str], ...] = ()
+
+
+def window_start(store: Store, last_sent: date | None) -> date | None:
+    """The first listing day a digest covers beyond the window: the day of the profile's
+    last sent digest, so a weekly reader gets the whole week and nothing older. A store
+    that has nothing listed since then (never refreshed, like the offline seed corpus)
+    keeps the plain window, so its digest is not empty."""
+    newest = store.newest_listed()
+    if last_sent is None or newest is None or last_sent > newest:
+        return None
+    return last_sent
 
 
 def select_picks(
@@ -31,17 +45,35 @@ def select_picks(
     window_days: int = 7,
     index: CorpusIndex | None = None,
     progress: Callable[[str], None] | None = None,
+    since: date | None = None,
+    min_score: float | None = None,
 ) -> Selection:
-    """The profile's best unseen papers, or the newest ones when it has no stars."""
+    """The profile's best unseen papers, or the newest ones when it has no stars.
+
+    Papers a mute rule matches are never candidates; papers a follow rule matches are
+    returned apart, in `followed`, and not ranked. `since` narrows the window to papers
+    listed on or after that day; `min_score` leaves out weaker picks.
+    """
     starred = [paper for paper, _ in store.starred(profile)]
     dismissed = store.dismissed_pks(profile)
     seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(profile)
+    rules = store.rules(profile)
+    screened = sort_papers(
+        (p for p in store.window_papers(window_days, since, rules) if p.pk not in seen)
+        if rules else (),
+        rules,
+    )
+    followed = screened.followed
+    seen |= screened.muted | {paper.pk for paper, _ in followed}
     if not starred:
-        return Selection([Pick(paper=p, score=0.0) for p in store.newest(limit, seen)], False)
+        newest = store.newest(limit, seen, keep=lambda p: not is_muted(p, rules))
+        return Selection([Pick(paper=p, score=0.0) for p in newest], False, followed)
 
     index = index if index is not None else open_index(store, progress)
     excluded = index.rows_of(sorted(seen))
     candidates = index.eligible(excluded, window_days)
+    if since is not None:
+        candidates = candidates[index.listed_days[candidates] >= since.toordinal()]
     star_rows = index.rows_of([p.pk for p in starred])
     dismissed_rows = index.rows_of(sorted(dismissed))
     background = background_rows(index.n_rows, set(star_rows) | set(dismissed_rows))
@@ -87,8 +119,9 @@ def select_picks(
             terms=r.terms,
         )
         for r in ranked
+        if min_score is None or r.score >= min_score
     ]
-    return Selection(picks, True)
+    return Selection(picks, True, followed)
 
 
 def build_digest(
@@ -99,13 +132,34 @@ def build_digest(
     window_days: int,
     trending: int,
     progress: Callable[[str], None] | None = None,
+    min_score: float | None = None,
 ) -> Digest:
-    selection = select_picks(store, profile, picks, window_days, progress=progress)
+    """The digest of `day`: papers listed since the profile's last sent digest (at most
+    `window_days` back), followed ones first, muted ones nowhere."""
+    last = store.last_sent_digest(profile)
+    since = window_start(store, last[0] if last and last[0] < day else None)
+    selection = select_picks(
+        store, profile, picks, window_days, progress=progress, since=since,
+        min_score=min_score,
+    )
     return assemble_digest(
         day,
         profile,
         [item_from(pick) for pick in selection.picks],
-        trending=store.trending(trending, window_days) if trending > 0 else [],
+        trending=unmuted_trending(store, profile, trending, window_days),
         personalised=selection.personalised,
+        followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
     )
+
+
+def unmuted_trending(store: Store, profile: str, limit: int, window_days: int) -> list[Paper]:
+    """The most upvoted papers of the window, less what the profile muted."""
+    if limit <= 0:
+        return []
+    rules = store.rules(profile)
+    if not rules:
+        return store.trending(limit, window_days)
+    # Read a few more so muting some still fills the section.
+    papers = store.trending(limit * 3, window_days)
+    return [p for p in papers if not is_muted(p, rules)][:limit]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from paperdigest.errors import AmbiguousError, NotFoundError, PaperdigestError
+from paperdigest.follows import Action, Field, Rule, keyword_words, normalise_rule_value
 from paperdigest.ids import TITLE_HASH_LENGTH, normalise_arxiv_id, normalise_title, title_hash
 from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
@@ -30,6 +31,8 @@ BUSY_TIMEOUT_MS = 30_000
 INGEST_PROGRESS_EVERY = 5_000
 # Records looked up at once by `Store.ingest`.
 INGEST_CHUNK = 5_000
+# The score `search` gives a paper named by its id: above any full-text match.
+EXACT_ID_SCORE = 1000.0
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 # Each entry upgrades the schema by one version. Append; never edit a shipped entry.
@@ -161,6 +164,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE digests ADD COLUMN data_attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE digests ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE digests ADD COLUMN maybe_count INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Follow and mute (issue 14): a profile's rules, and a note of each paper deleted by
+    # `forget` (its stars, dismissals and digest lines go; the note says where it was).
+    """
+    CREATE TABLE rules (
+        id INTEGER PRIMARY KEY,
+        profile TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('follow', 'mute')),
+        field TEXT NOT NULL CHECK (field IN ('author', 'keyword')),
+        value TEXT NOT NULL,
+        norm TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (profile, action, field, norm)
+    );
+    CREATE TABLE forgotten_papers (
+        id INTEGER PRIMARY KEY,
+        paper_pk INTEGER NOT NULL,
+        paper_id TEXT NOT NULL,
+        arxiv_id TEXT,
+        title TEXT NOT NULL,
+        forgotten_at TEXT NOT NULL,
+        history TEXT NOT NULL DEFAULT '[]'
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -417,13 +443,18 @@ class Store:
             abstracts.append(abstract)
         return pks, titles, abstracts
 
-    def newest(self, limit: int, exclude: set[int]) -> list[Paper]:
+    def newest(
+        self, limit: int, exclude: set[int], keep: Callable[[Paper], bool] | None = None
+    ) -> list[Paper]:
         rows = self.conn.execute("SELECT * FROM papers ORDER BY listed DESC, pk DESC")
         result: list[Paper] = []
         for row in rows:
             if row["pk"] in exclude:
                 continue
-            result.append(_paper(row))
+            paper = _paper(row)
+            if keep is not None and not keep(paper):
+                continue
+            result.append(paper)
             if len(result) == limit:
                 break
         return result
@@ -438,32 +469,43 @@ class Store:
         return [_paper(row) for row in rows]
 
     def search(self, text: str, limit: int = 20) -> list[tuple[Paper, float]]:
-        """Full-text search over titles and abstracts, best match first."""
+        """Full-text search over titles and abstracts, best match first; a paper whose id
+        or arXiv id (in any spelling) is the text comes first of all."""
+        exact = self._by_id(text.strip())
+        hits = [(exact, EXACT_ID_SCORE)] if exact is not None else []
         query = _fts_query(text)
         if not query:
-            return []
+            return hits
         rows = self.conn.execute(
             "SELECT papers.*, bm25(papers_fts, 5.0, 1.0) AS rank FROM papers_fts "
             "JOIN papers ON papers.pk = papers_fts.rowid "
             "WHERE papers_fts MATCH ? ORDER BY rank, papers.pk LIMIT ?",
             (query, limit),
         ).fetchall()
-        return [(_paper(row), -row["rank"]) for row in rows]
+        hits += [(_paper(row), -row["rank"]) for row in rows
+                 if exact is None or row["pk"] != exact.pk]
+        return hits[:limit]
 
-    def resolve(self, ref: str) -> Paper:
-        """A paper from an id, an arXiv id in any spelling, or title words naming one paper."""
-        ref = ref.strip()
-        if not ref:
-            raise NotFoundError("give a paper id or some words of its title")
-        arxiv_id = normalise_arxiv_id(ref)
-        for column, value in (("id", ref), ("arxiv_id", arxiv_id)):
-            if value is None:
+    def _by_id(self, ref: str) -> Paper | None:
+        """The paper whose id, or arXiv id in any spelling, is `ref`."""
+        for column, value in (("id", ref), ("arxiv_id", normalise_arxiv_id(ref))):
+            if not value:
                 continue
             row = self.conn.execute(
                 f"SELECT * FROM papers WHERE {column} = ?", (value,)
             ).fetchone()
             if row is not None:
                 return _paper(row)
+        return None
+
+    def resolve(self, ref: str) -> Paper:
+        """A paper from an id, an arXiv id in any spelling, or title words naming one paper."""
+        ref = ref.strip()
+        if not ref:
+            raise NotFoundError("give a paper id or some words of its title")
+        found = self._by_id(ref)
+        if found is not None:
+            return found
         rows = self.conn.execute(
             "SELECT * FROM papers WHERE norm_title = ? ORDER BY pk", (normalise_title(ref),)
         ).fetchall()
@@ -563,9 +605,120 @@ class Store:
     def profiles(self) -> list[str]:
         rows = self.conn.execute(
             "SELECT profile FROM stars UNION SELECT profile FROM dismissals "
-            "UNION SELECT profile FROM digests ORDER BY 1"
+            "UNION SELECT profile FROM digests UNION SELECT profile FROM rules ORDER BY 1"
         )
         return [row[0] for row in rows]
+
+    # -- follow and mute rules ----------------------------------------------------------
+
+    def add_rule(self, profile: str, rule: Rule) -> Rule | None:
+        """Add a rule; returns the profile's rule that already says the same, if any."""
+        with self.transaction() as conn:
+            existing = next((r for r in self.rules(profile) if r.same_as(rule)), None)
+            if existing is None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO rules(profile, action, field, value, norm, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (profile, rule.action.value, rule.field.value, rule.value,
+                     normalise_rule_value(rule.field, rule.value), _now()),
+                )
+        return existing
+
+    def remove_rule(self, profile: str, rule: Rule) -> list[Rule]:
+        """Remove every rule of the profile that says the same; returns them."""
+        with self.transaction() as conn:
+            gone = [r for r in self.rules(profile) if r.same_as(rule)]
+            for old in gone:
+                conn.execute(
+                    "DELETE FROM rules WHERE profile = ? AND action = ? AND field = ? "
+                    "AND value = ?",
+                    (profile, old.action.value, old.field.value, old.value),
+                )
+        return gone
+
+    def rules(self, profile: str) -> list[Rule]:
+        """The profile's rules, oldest first."""
+        return [
+            Rule(Action(action), Field(field), value)
+            for action, field, value in self.conn.execute(
+                "SELECT action, field, value FROM rules WHERE profile = ? ORDER BY id",
+                (profile,),
+            )
+        ]
+
+    def window_papers(
+        self, window_days: int, since: date | None = None, rules: Sequence[Rule] = ()
+    ) -> list[Paper]:
+        """Papers listed within `window_days` of the newest one (and on or after `since`),
+        newest first. Given rules, only those that may match one of them: a superset
+        found with the full-text index and the authors column, which the exact matching
+        (follows.py) then sorts, so a large window is not read whole."""
+        bound = "date((SELECT max(listed) FROM papers), ?)" if window_days > 0 else "''"
+        args: list[Any] = [f"-{window_days} days"] if window_days > 0 else []
+        sql = f"SELECT * FROM papers WHERE listed >= {bound}"
+        if since is not None:
+            sql += " AND listed >= ?"
+            args.append(since.isoformat())
+        if rules:
+            maybe, more = _rule_prefilter(rules)
+            sql += f" AND ({maybe})"
+            args += more
+        rows = self.conn.execute(sql + " ORDER BY listed DESC, pk DESC", args)
+        return [_paper(row) for row in rows]
+
+    def newest_listed(self) -> date | None:
+        value = self.conn.execute("SELECT max(listed) FROM papers").fetchone()[0]
+        return date.fromisoformat(value) if value else None
+
+    # -- forgetting a paper -------------------------------------------------------------
+
+    def forget(self, paper: Paper) -> list[str]:
+        """Delete a paper and everything pointing at it; a note keeps where it was.
+
+        Returns one line per profile mark or digest line that went with it.
+        """
+        with self.transaction() as conn:
+            history: list[dict[str, Any]] = []
+            for table, stamp in (("stars", "starred_at"), ("dismissals", "dismissed_at")):
+                for profile, when in conn.execute(
+                    f"SELECT profile, {stamp} FROM {table} WHERE paper_pk = ?", (paper.pk,)
+                ):
+                    history.append({"profile": profile, "what": table, "at": when})
+            for profile, day, rank, reason in conn.execute(
+                "SELECT digests.profile, digests.digest_date, digest_items.rank, "
+                "digest_items.reason FROM digest_items JOIN digests "
+                "ON digests.id = digest_items.digest_id WHERE digest_items.paper_pk = ? "
+                "ORDER BY digests.id",
+                (paper.pk,),
+            ):
+                history.append(
+                    {"profile": profile, "what": "digest", "at": day, "rank": rank,
+                     "reason": reason}
+                )
+            for table in ("stars", "dismissals", "digest_items"):
+                conn.execute(f"DELETE FROM {table} WHERE paper_pk = ?", (paper.pk,))
+            conn.execute("DELETE FROM papers WHERE pk = ?", (paper.pk,))
+            conn.execute(
+                "INSERT INTO forgotten_papers(paper_pk, paper_id, arxiv_id, title, "
+                "forgotten_at, history) VALUES (?, ?, ?, ?, ?, ?)",
+                (paper.pk, paper.id, paper.arxiv_id, paper.title, _now(),
+                 json.dumps(history, ensure_ascii=False)),
+            )
+        def line(h: dict[str, Any]) -> str:
+            day = str(h["at"])[:10]
+            if h["what"] == "digest":
+                return f"in {h['profile']}'s digest of {day}"
+            verb = "starred" if h["what"] == "stars" else "dismissed"
+            return f"{verb} by {h['profile']} on {day}"
+
+        return [line(h) for h in history]
+
+    def forgotten(self) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
+        """(paper id, title, forgotten at, history) of every forgotten paper."""
+        return [
+            (row["paper_id"], row["title"], row["forgotten_at"], json.loads(row["history"]))
+            for row in self.conn.execute("SELECT * FROM forgotten_papers ORDER BY id")
+        ]
 
     # -- fetch log and status (live sources) --------------------------------------------
 
@@ -604,10 +757,12 @@ class Store:
         )
 
     def count_added_since(self, since: datetime) -> int:
-        """Papers first stored at or after `since` (an aware datetime)."""
+        """Dated papers first stored at or after `since` (an aware datetime)."""
         stamp = since.astimezone(UTC).isoformat(timespec="seconds")
+        # Undated papers (seed dumps, files without dates) are not news, whenever loaded.
         return self.conn.execute(
-            "SELECT count(*) FROM papers WHERE added_at >= ?", (stamp,)
+            "SELECT count(*) FROM papers WHERE added_at >= ? AND published IS NOT NULL",
+            (stamp,),
         ).fetchone()[0]
 
     def count_marks(self, profile: str) -> tuple[int, int]:
@@ -731,7 +886,32 @@ def _paper(row: sqlite3.Row) -> Paper:
         arxiv_comment=row["arxiv_comment"],
         doi=row["doi"],
         journal_ref=row["journal_ref"],
+        published=date.fromisoformat(row["published"]) if row["published"] else None,
     )
+
+
+def _rule_prefilter(rules: Sequence[Rule]) -> tuple[str, list[Any]]:
+    """An SQL condition true for every paper a rule can match (and some more)."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    # FTS5 tokens are the folded words; the last one as a prefix covers its plurals.
+    phrases = [
+        " ".join(f'"{w}"' for w in words) + " *"
+        for words in (keyword_words(r.value) for r in rules if r.field is Field.keyword)
+        if words
+    ]
+    if phrases:
+        conditions.append("pk IN (SELECT rowid FROM papers_fts WHERE papers_fts MATCH ?)")
+        args.append(" OR ".join(f"({phrase})" for phrase in phrases))
+    families = {r.family_name for r in rules if r.field is Field.author and r.family_name}
+    for family in sorted(families):
+        # LIKE ignores ASCII case; a name with an accent is stored JSON-escaped (\u00e9),
+        # so those rows are always kept for the exact match to judge.
+        conditions.append("authors LIKE ?")
+        args.append(f"%{family.split()[-1]}%")
+    if families:
+        conditions.append("authors LIKE '%\\u%'")
+    return " OR ".join(conditions) or "0", args
 
 
 def _split_sql(script: str) -> list[str]:

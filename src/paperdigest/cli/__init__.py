@@ -14,6 +14,8 @@ import typer
 from paperdigest import __version__
 from paperdigest.cli import (
     delivery,  # noqa: F401  (send, run, config check)
+    follows,  # noqa: F401  (follow, unfollow, mute, unmute, follows)
+    forget,  # noqa: F401  (forget)
     papers,  # noqa: F401  (registers commands)
     sources,  # noqa: F401  (fetch, status)
 )

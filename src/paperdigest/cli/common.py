@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+import typer.core
+import typer.rich_utils
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -27,11 +29,110 @@ from paperdigest.ingest import ensure_seeded, needs_seeds
 from paperdigest.paths import bundled_seed_files, resolve_data_dir
 from paperdigest.store import Store
 
+_TYPE_WORDS = {int: "N", float: "NUMBER", str: "TEXT", Path: "PATH"}
+
+
+def _plain_type(param: Any, ctx: Any) -> str | None:
+    """What help shows after an option: a word such as N or PATH, or the choices; never a
+    Python type (typer's own `<list[Path]>`, `<bool>`), and nothing after a flag or an
+    argument (its name says it)."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    if isinstance(param, typer.core.TyperArgument):
+        return None
+    if param.metavar is not None:
+        return param.metavar
+    desc = param.type_descriptor
+    if desc.is_choice:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    annotation = desc.annotation
+    if getattr(annotation, "__origin__", None) is list:
+        annotation = annotation.__args__[0]
+    return "PATH" if desc.is_path else _TYPE_WORDS.get(annotation, "TEXT")
+
+
+def _plain_usage_error(exc: Any) -> None:
+    """A bad flag or argument as one plain line on stderr, like every other error, instead
+    of typer's box (which also says "Value error," before the sentence)."""
+    if exc.__class__.__name__ == "NoArgsIsHelpError":
+        return
+    message = exc.format_message().replace("Value error, ", "")
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err.print(f"Error: {message}{hint}", markup=False, soft_wrap=True, highlight=False)
+
+
+# One place for every command's help and usage errors, rather than a metavar on each
+# option and a handler in each command.
+typer.core.TyperArgument.display_type_rich = _plain_type  # type: ignore[method-assign]
+typer.core.TyperOption.display_type_rich = _plain_type  # type: ignore[method-assign]
+typer.rich_utils.rich_format_error = _plain_usage_error
+
+_GLOBAL = {"--data-dir", "--config", "-c"}  # options of the app, each with a value
+_PROFILE = {"--profile", "-p"}  # an option of most commands, with a value
+
+
+def _option_name(arg: str) -> str:
+    return arg.split("=", 1)[0] if arg.startswith("--") else arg
+
+
+def _takes_value(arg: str, names: set[str]) -> bool:
+    return "=" not in arg and _option_name(arg) in names
+
+
+class _GlobalOptionsAnywhere(typer.core.TyperGroup):
+    """`paperdigest star X --data-dir D` and `paperdigest --profile bob star X` work as
+    `paperdigest --data-dir D star X` and `paperdigest star X --profile bob` do: the
+    app's options are lifted to before the command name, `--profile` moved after it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        before, profile, index = self._before_command(args)
+        command, rest = args[index : index + 1], args[index + 1 :]
+        if not command:  # no command: let the parser say what is wrong
+            before, profile = before + profile, []
+        lifted, after = _lift_globals(rest)
+        return super().parse_args(ctx, before + lifted + command + profile + after)
+
+    def _before_command(self, args: list[str]) -> tuple[list[str], list[str], int]:
+        """The app's options, any --profile, and where the command name is."""
+        before: list[str] = []
+        profile: list[str] = []
+        index = 0
+        while index < len(args) and args[index] not in self.commands:
+            arg = args[index]
+            chunk = args[index : index + (2 if _takes_value(arg, _GLOBAL | _PROFILE) else 1)]
+            (profile if _option_name(arg) in _PROFILE else before).extend(chunk)
+            index += len(chunk)
+        return before, profile, index
+
+
+def _lift_globals(rest: list[str]) -> tuple[list[str], list[str]]:
+    """(the app's options found after the command name, everything else), up to `--`."""
+    lifted: list[str] = []
+    after: list[str] = []
+    index = 0
+    while index < len(rest):
+        arg = rest[index]
+        if arg == "--":
+            after.extend(rest[index:])
+            break
+        if _option_name(arg) in _GLOBAL:
+            width = 2 if _takes_value(arg, _GLOBAL) else 1
+            lifted.extend(rest[index : index + width])
+            index += width
+        else:
+            after.append(arg)
+            index += 1
+    return lifted, after
+
+
 app = typer.Typer(
+    cls=_GlobalOptionsAnywhere,
     name="paperdigest",
     help="Learns which research papers you care about and mails you a daily digest.",
+    epilog="--data-dir and --config may also follow the command name, and a command's "
+    "--profile may come before it: paperdigest star ID --data-dir DIR.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )

@@ -12,7 +12,7 @@ import typer
 from pydantic import SecretStr
 
 from paperdigest.cli.common import app, app_context, clean_errors, err
-from paperdigest.config import Settings, config_path
+from paperdigest.config import Settings
 
 config_app = typer.Typer(
     name="config", help="Check the configuration.", no_args_is_help=True, add_completion=False
@@ -51,7 +51,8 @@ def send(
                      "send nothing."),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send again even if today's digest went out.")
+        bool, typer.Option("--force", help="Send again even if today's digest went out, "
+                           "or today is not one of the profile's days.")
     ] = False,
 ) -> None:
     """Build today's digest and mail it, once per profile and day."""
@@ -70,6 +71,8 @@ def send(
         chosen = settings.profile(name)
         recipients = ", ".join(to or (chosen.email if chosen else []))
         typer.echo(f"{name}: sent to {recipients}")
+    for name, why in report.resting.items():
+        typer.echo(f"{name}: {why}")
     for name, why in report.skipped.items():
         err.print(f"{name}: {why}", markup=False, soft_wrap=True)
     for name, why in report.empty.items():
@@ -119,13 +122,30 @@ def run(ctx: typer.Context) -> None:
 @config_app.command("check")
 @clean_errors
 def config_check(ctx: typer.Context) -> None:
-    """Validate the config file and print the effective settings, secrets masked."""
+    """Validate the config file and print the effective settings, secrets masked.
+
+    Every problem is listed at once, one line each, naming the key.
+    """
+    from paperdigest.config_check import check_config
+
     context = app_context(ctx)
-    path = config_path(context.config_flag)
-    settings = context.settings  # raises ConfigError (exit 2) naming the key
-    source = str(path) if path.is_file() else f"{path} (absent: defaults)"
-    err.print(f"Config OK: {source}", markup=False)
-    typer.echo(effective_toml(settings), nl=False)
+    result = check_config(context.config_flag)
+    if not result.exists and context.config_flag is None and not result.problems:
+        err.print(f"No config file: {result.path} does not exist, so every setting is a "
+                  "default (absent: defaults). Copy config.example.toml there to send "
+                  "digests.", markup=False, soft_wrap=True)
+    for problem in result.problems:
+        err.print(f"Error: {result.path}: {problem}", markup=False, soft_wrap=True)
+    if result.problems or result.settings is None:
+        raise typer.Exit(2)
+    if result.exists:
+        err.print(f"Config OK: {result.path}", markup=False, soft_wrap=True)
+    typer.echo(effective_toml(result.settings), nl=False)
+    if result.settings.profiles:
+        step = "`paperdigest send --dry-run` writes the message without sending it"
+    else:
+        step = "add a [[profiles]] table with a name and an email to send digests"
+    err.print(f"Next: {step}.", markup=False, soft_wrap=True)
 
 
 def masked(settings: Settings) -> dict[str, Any]:

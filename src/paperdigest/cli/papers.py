@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +23,7 @@ from paperdigest.cli.common import (
     print_json,
     progress,
 )
+from paperdigest.digest import paper_link
 from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import parse_file
 from paperdigest.models import Paper
@@ -34,9 +37,13 @@ def _paper_json(paper: Paper, **extra: object) -> dict[str, object]:
     # Every key always present (null or [] when no source said), so `jq` paths are stable.
     return {
         "id": paper.id,
+        "arxiv_id": paper.arxiv_id,
         "title": paper.title,
+        "authors": list(paper.authors),
+        "url": paper_link(paper),  # a web link only: a stored url is untrusted
+        "listed": paper.listed.isoformat(),
+        "published": paper.published.isoformat() if paper.published else None,
         **extra,
-        "url": paper.url,
         "hf_page": paper.hf_page,
         "github": paper.github,
         "github_stars": paper.github_stars,
@@ -49,8 +56,40 @@ def _paper_json(paper: Paper, **extra: object) -> dict[str, object]:
     }
 
 
+def _id_width(rows: Sequence[tuple[Paper, object]]) -> int:
+    return max((len(paper.id) for paper, _ in rows), default=8)
+
+
 def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _Rows:
+    """A table that fits the terminal (80 columns and up): the title column gets a fixed
+    width and each title at most two lines of it, cut with "…"; a "why" column takes the
+    rest and wraps; every other column stays on one line."""
+
+    def __init__(self, *columns: str, narrow: dict[str, int]) -> None:
+        self.table = Table(box=None, header_style="bold", pad_edge=True)
+        padding = 2 * len(columns)
+        rest = max(20, out.width - sum(narrow.values()) - padding)
+        # Beside a "why" column the title takes 45% of what is left, else all of it.
+        self.title_width = rest * 45 // 100 if "why" in columns else rest
+        for name in columns:
+            if name == "title":
+                self.table.add_column(name, width=self.title_width, no_wrap=True,
+                                      overflow="ellipsis")
+            elif name == "why":
+                self.table.add_column(name, ratio=1, overflow="fold")
+            else:
+                self.table.add_column(name, no_wrap=True, min_width=narrow.get(name))
+
+    def title(self, text: str) -> str:
+        lines = textwrap.wrap(" ".join(text.split()), self.title_width) or [""]
+        if len(lines) > 2:
+            second = lines[1][: self.title_width - 1].rstrip()
+            lines = [lines[0], second + "…"]
+        return "\n".join(lines)
 
 
 @app.command()
@@ -70,23 +109,35 @@ def search(
     if not hits:
         err.print(f"No paper matches {query!r}.", markup=False)
         return
-    table = Table("id", "title", "listed", box=None, header_style="bold")
+    rows = _Rows("id", "title", "listed", narrow={"id": _id_width(hits), "listed": 10})
     for paper, _ in hits:
-        table.add_row(paper.id, _short(paper.title), paper.listed_label or str(paper.listed))
-    out.print(table)
+        rows.table.add_row(paper.id, rows.title(paper.title), paper.listed.isoformat())
+    out.print(rows.table)
 
 
 def _change_each(
     ctx: typer.Context, refs: list[str], profile: str, action: str, done: str, noop: str
-) -> None:
-    """Resolve every ref first, so one typo changes nothing at all."""
+) -> int:
+    """Resolve every ref first, so one typo changes nothing at all. Returns how many
+    papers changed."""
     name = check_profile_name(profile)
+    changed_count = 0
     with app_context(ctx).store() as store:
         papers = [store.resolve(ref) for ref in refs]
+        # Starring and dismissing undo each other: say so when that happens.
+        undone = {"star": store.dismissed_pks, "dismiss": lambda n: [
+            p.pk for p, _ in store.starred(n)]}.get(action)
+        other = set(undone(name)) if undone else set()
         for paper in papers:
             changed = getattr(store, action)(name, paper)
+            changed_count += changed
             label = done if changed else noop
-            out.print(f"{label}: {paper.id}  {_short(paper.title, 70)}", markup=False)
+            note = ""
+            if changed and paper.pk in other:
+                note = "  (its star is removed)" if action == "dismiss" else (
+                    "  (no longer dismissed)")
+            out.print(f"{label}: {paper.id}  {_short(paper.title, 60)}{note}", markup=False)
+    return changed_count
 
 
 RefsArgument = Annotated[
@@ -99,7 +150,10 @@ RefsArgument = Annotated[
 @clean_errors
 def star(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
     """Star papers you like: the profile learns from them."""
-    _change_each(ctx, refs, profile, "star", "starred", "already starred")
+    if _change_each(ctx, refs, profile, "star", "starred", "already starred"):
+        flag = "" if profile == "default" else f" --profile {profile}"
+        out.print(f"Next: `paperdigest recommend{flag}` ranks new papers like these.",
+                  markup=False)
 
 
 @app.command()
@@ -112,7 +166,10 @@ def unstar(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "def
 @app.command()
 @clean_errors
 def dismiss(ctx: typer.Context, refs: RefsArgument, profile: ProfileOption = "default") -> None:
-    """Mark papers as not for you: never shown again, and similar papers rank lower."""
+    """Mark papers as not for you: never shown again, and similar papers rank lower.
+
+    Dismissing a starred paper removes its star.
+    """
     _change_each(ctx, refs, profile, "dismiss", "dismissed", "already dismissed")
 
 
@@ -138,10 +195,10 @@ def stars(
         err.print("No stars yet. Find papers with `paperdigest search WORDS`, then "
                   "`paperdigest star ID`.", markup=False)
         return
-    table = Table("id", "title", "starred", box=None, header_style="bold")
+    rows = _Rows("id", "title", "starred", narrow={"id": _id_width(starred), "starred": 10})
     for paper, when in starred:
-        table.add_row(paper.id, _short(paper.title), when.date().isoformat())
-    out.print(table)
+        rows.table.add_row(paper.id, rows.title(paper.title), when.date().isoformat())
+    out.print(rows.table)
 
 
 @app.command()
@@ -152,7 +209,10 @@ def recommend(
     profile: ProfileOption = "default",
     as_json: JsonOption = False,
 ) -> None:
-    """Rank the papers you have not seen yet, with the reason for each."""
+    """Rank the papers you have not seen yet, with the reason for each.
+
+    Papers you follow come first; papers you muted are left out.
+    """
     from paperdigest.service import select_picks
 
     context = app_context(ctx)
@@ -163,18 +223,23 @@ def recommend(
         )
     if as_json:
         print_json(
-            [_paper_json(p.paper, score=round(p.score, 4), reason=p.reason)
-             for p in selection.picks]
+            [_paper_json(paper, score=None, reason=reason, followed=True)
+             for paper, reason in selection.followed]
+            + [_paper_json(p.paper, score=round(p.score, 4), reason=p.reason, followed=False)
+               for p in selection.picks]
         )
         return
     if not selection.personalised:
         err.print("No stars yet, so these are the newest papers. "
                   "Star some with `paperdigest star ID`.", markup=False)
-    table = Table("score", "id", "title", "why", box=None, header_style="bold")
+    shown = [(p, None) for p, _ in selection.followed] + [(p.paper, p) for p in selection.picks]
+    rows = _Rows("score", "id", "title", "why", narrow={"score": 7, "id": _id_width(shown)})
+    for paper, reason in selection.followed:
+        rows.table.add_row("follow", paper.id, rows.title(paper.title), reason)
     for pick in selection.picks:
-        table.add_row(f"{pick.score:.3f}", pick.paper.id, _short(pick.paper.title, 60),
-                      pick.reason)
-    out.print(table)
+        rows.table.add_row(f"{pick.score:.3f}", pick.paper.id, rows.title(pick.paper.title),
+                           pick.reason)
+    out.print(rows.table)
 
 
 @app.command()
@@ -197,15 +262,17 @@ def preview(
     context = app_context(ctx)
     settings = context.settings.digest
     env = make_environment(settings.templates_dir)
+    name = check_profile_name(profile)
     with context.store() as store:
         digest = build_digest(
             store,
-            check_profile_name(profile),
+            name,
             date.today(),
             picks or settings.picks,
             settings.window_days,
             settings.trending,
             progress=index_progress,
+            min_score=context.settings.min_score(name),
         )
     rendered = render_digest(digest, env, settings.subject)
     if out_file is not None:
