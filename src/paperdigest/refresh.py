@@ -24,6 +24,7 @@ from paperdigest.config import Settings
 from paperdigest.errors import PaperdigestError
 from paperdigest.sources import Batch
 from paperdigest.sources.arxiv import ArxivQuery, Throttle, fetch_arxiv
+from paperdigest.sources.arxiv_feed import fetch_arxiv_feed
 from paperdigest.sources.hf import fetch_hf
 from paperdigest.sources.http import HostUnreachable, RetryPolicy, make_client
 from paperdigest.store import FetchEntry, Store
@@ -66,6 +67,7 @@ class SourceResult:
     error: str | None = None
     unchanged: int = 0
     problems: tuple[str, ...] = ()  # what was skipped, and where
+    notes: tuple[str, ...] = ()  # worth saying, not a problem ("no announcement that day")
 
 
 # (source, batches done, batches expected or None when unknown)
@@ -98,17 +100,31 @@ def _batches(
     source: str,
     settings: Settings,
     client: httpx.Client,
-    window: tuple[date, date],
+    window: tuple[date, date] | None,
     sleep: Callable[[float], None],
 ) -> tuple[Iterator[Batch], int | None]:
+    """The source's responses; for arXiv, `window=None` means today's announcement feed."""
     conf = settings.sources
     if source == "hf":
+        assert window is not None
         days = days_between(*window)
         policy = RetryPolicy(conf.retries, conf.backoff, sleep=sleep)
         return fetch_hf(client, conf.hf.base_url, days, policy), len(days)
     arxiv = conf.arxiv
+    if not arxiv.categories:
+        raise PaperdigestError(
+            "no arXiv categories to follow: set sources.arxiv.categories, e.g. "
+            '["cs.LG", "cs.CL"] (`paperdigest config init` writes a config that explains how)'
+        )
     # A retry is a request too: never back off for less than arXiv's request interval.
     policy = RetryPolicy(conf.retries, max(conf.backoff, arxiv.request_delay), sleep=sleep)
+    throttle = Throttle(arxiv.request_delay, sleep=sleep)
+    if window is None:
+        feed = fetch_arxiv_feed(
+            client, arxiv.feed_url, arxiv.categories, policy, throttle,
+            include_revisions=arxiv.include_revisions,
+        )
+        return feed, None
     query = ArxivQuery(
         categories=arxiv.categories,
         max_results=arxiv.max_results,
@@ -117,7 +133,6 @@ def _batches(
         until=window[1],
         include_revisions=arxiv.include_revisions,
     )
-    throttle = Throttle(arxiv.request_delay, sleep=sleep)
     return fetch_arxiv(client, arxiv.base_url, query, policy, throttle), None
 
 
@@ -126,7 +141,7 @@ def _run_source(
     source: str,
     settings: Settings,
     client: httpx.Client,
-    window: tuple[date, date],
+    window: tuple[date, date] | None,
     today: date,
     sleep: Callable[[float], None],
     on_progress: ProgressCallback | None,
@@ -134,18 +149,22 @@ def _run_source(
 ) -> SourceResult:
     new = updated = unchanged = 0
     problems: list[str] = []
+    notes: list[str] = []
     done = 0
     error: str | None = None
-    batches, expected = _batches(source, settings, client, window, sleep)
-    if on_progress:
-        on_progress(source, 0, expected)
     try:
+        batches, expected = _batches(source, settings, client, window, sleep)
+        if on_progress:
+            on_progress(source, 0, expected)
         for batch in batches:
             for problem in batch.result.problems:
                 log.warning("%s: %s", source, problem)
                 problems.append(str(problem))
-            if batch.result.records:
-                stats = store.ingest(batch.result.records, today=today)
+            notes += batch.notes
+            for stats in (
+                store.ingest(batch.result.records, today=today),
+                store.update_existing(batch.revisions, today=today),
+            ):
                 new, updated = new + stats.new, updated + stats.updated
                 unchanged += stats.unchanged
             if batch.completes:  # a page of a day: the bar moves once the day is read
@@ -173,6 +192,7 @@ def _run_source(
         error=error,
         unchanged=unchanged,
         problems=tuple(problems),
+        notes=tuple(notes),
     )
 
 
@@ -203,11 +223,14 @@ def refresh_sources(
     """Fetch sources into the store; one failing never stops the others.
 
     `sources=None` means every enabled source; naming one runs it even if disabled.
-    Every run is recorded in the fetch log, which `paperdigest status` shows.
+    Without `since` or `until`, arXiv reads its latest announcement feed; with either, it
+    backfills those days through the search API. Every run is recorded in the fetch log,
+    which `paperdigest status` shows.
     Setting `stop` ends the refresh at the next request or backoff sleep (what was
     stored stays; the stopped source is not logged, so the next fetch covers it again).
     """
     sleep = _stoppable(sleep, stop)
+    backfill = since is not None or until is not None
     today = today or date.today()
     chosen = list(sources) if sources is not None else enabled_sources(settings)
     unknown = [s for s in chosen if s not in SOURCES]
@@ -221,7 +244,9 @@ def refresh_sources(
             if stop is not None and stop.is_set():
                 break
             started = datetime.now(UTC)
-            window = fetch_window(store, source, today, since, until)
+            window = None  # arXiv's feed: whatever arXiv announced last
+            if source != "arxiv" or backfill:
+                window = fetch_window(store, source, today, since, until)
             try:
                 result = _run_source(store, source, settings, http, window, today, sleep,
                                      on_progress, stop)

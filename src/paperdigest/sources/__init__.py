@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paperdigest.models import ParseResult, Problem
+from paperdigest.models import PaperRecord, ParseResult, Problem
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,10 @@ class Batch:
     result: ParseResult
     # False on all but the last page of a step the progress bar counts (a Daily Papers day).
     completes: bool = True
+    # New versions of papers: they update a stored paper and never add one.
+    revisions: tuple[PaperRecord, ...] = ()
+    # What the user should hear that is not a problem ("no announcement that day").
+    notes: tuple[str, ...] = ()
 
 
 def problem_batch(where: str, message: str) -> Batch:
