@@ -22,7 +22,8 @@ SAMPLE = Path(__file__).parent / "fixtures" / "arxiv" / "listings-sample.jsonl.g
 NEW_YORK = ZoneInfo("America/New_York")
 RSS = "application/rss+xml; charset=utf-8"
 ATOM = "application/atom+xml; charset=utf-8"
-# Authors and licences are not in the listings file; items carry these stand-ins.
+# Authors and licences are not in the listings file; items carry these stand-ins unless a
+# paper brings its own "authors" (and maybe "doi" and "journal_ref").
 AUTHORS = ("Ada Lovelace", "Alan Turing", "Grace Hopper")
 LICENSE = "http://creativecommons.org/licenses/by/4.0/"
 
@@ -94,6 +95,12 @@ def rss_feed(categories: Sequence[str], day: date, items: Sequence[Item]) -> byt
         categories_xml = "".join(
             f"      <category>{escape(c)}</category>\n" for c in paper["categories"]
         )
+        extra = "".join(
+            f"      <arxiv:{tag}>{escape(paper[key])}</arxiv:{tag}>\n"
+            for key, tag in (("doi", "DOI"), ("journal_ref", "journal_reference"))
+            if paper.get(key)
+        )
+        authors = ", ".join(paper.get("authors") or AUTHORS)
         parts.append(
             "    <item>\n"
             f"      <title>{escape(paper['title'])}</title>\n"
@@ -105,7 +112,8 @@ def rss_feed(categories: Sequence[str], day: date, items: Sequence[Item]) -> byt
             f"      <pubDate>{_rfc822(announced)}</pubDate>\n"
             f"      <arxiv:announce_type>{item.announce_type}</arxiv:announce_type>\n"
             f"      <dc:rights>{LICENSE}</dc:rights>\n"
-            f"      <dc:creator>{escape(', '.join(AUTHORS))}</dc:creator>\n"
+            f"      <dc:creator>{escape(authors)}</dc:creator>\n"
+            f"{extra}"
             "    </item>\n"
         )
     parts.append("  </channel>\n</rss>\n")
@@ -113,9 +121,11 @@ def rss_feed(categories: Sequence[str], day: date, items: Sequence[Item]) -> byt
 
 
 def submitted(paper: dict) -> datetime:
-    """A submission time for the API: the afternoon (UTC) before the listing day."""
-    listed = date.fromisoformat(paper["listing_date"])
-    return datetime.combine(listed - timedelta(days=1), time(15, 0), ZoneInfo("UTC"))
+    """A submission time for the API: the weekday before the listing day, at 15:00 UTC."""
+    day = date.fromisoformat(paper["listing_date"]) - timedelta(days=1)
+    while day.weekday() >= 5:  # a Monday listing was submitted on the Friday
+        day -= timedelta(days=1)
+    return datetime.combine(day, time(15, 0), ZoneInfo("UTC"))
 
 
 def atom_page(query: str, entries: Sequence[dict], start: int, total: int) -> bytes:

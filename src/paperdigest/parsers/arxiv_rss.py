@@ -104,6 +104,8 @@ def parse_arxiv_item(
         version=version,
         source="arxiv",
         license=_text(entry, "rights") or None,
+        doi=_text(entry, "arxiv_doi") or None,
+        journal_ref=_text(entry, "arxiv_journal_reference") or None,
     )
     if kind in NEW_TYPES and day is not None:
         record = replace(record, listed=day, announced=day)
