@@ -44,9 +44,19 @@ DAY = date(2026, 6, 30)  # a Tuesday: 530 papers in the sample
 DAY_CATEGORIES = ["cs.CV", "cs.CL", "cs.AI", "cs.IT", "cs.GT", "cs.CE", "cs.GR"]
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
+class FakeTime:
+    """An injected sleep and clock: sleeping moves the clock, and nothing else does."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -191,15 +201,16 @@ def test_a_feed_cut_at_2000_items_is_fetched_again_one_category_at_a_time(
     serve_feed(httpserver, followed, big_day, everything[:2000])  # arXiv cuts it
     for category in followed:
         serve_feed(httpserver, [category], big_day, items_for([category], papers()))
-    sleeps = Sleeps()
+    fake = FakeTime()
 
-    result = fetch_feed(empty, settings_for(httpserver, followed), sleep=sleeps)
+    result = fetch_feed(empty, settings_for(httpserver, followed), sleep=fake.sleep,
+                        clock=fake.clock)
 
     assert (result.ok, result.new, result.skipped) == (True, len(everything), 0)
     assert stored_ids(empty) == {i.paper["id"] for i in everything}
     requested = [request.path for request, _ in httpserver.log]
     assert requested == ["/rss/cs.CV+cs.CL+cs.AI+cs.IT"] + [f"/rss/{c}" for c in followed]
-    assert len(sleeps) == 4 and all(0 < s <= 3.0 for s in sleeps)  # one request per 3 s
+    assert fake.sleeps == [3.0] * 4  # one request every 3 s
 
 
 def test_a_single_category_that_fills_a_feed_is_reported(httpserver: HTTPServer) -> None:
@@ -286,18 +297,19 @@ def test_a_backfill_of_three_days_pages_past_200(empty: Store, httpserver: HTTPS
     # Submitted Fri 26 to Tue 30 June: listed Mon 29 June, Tue 30 June and Wed 1 July.
     wanted = {p["id"] for p in results if p["listing_date"] >= "2026-06-29"}
     assert len(wanted) > 400
-    sleeps = Sleeps()
+    fake = FakeTime()
 
     (result,) = refresh_sources(
         empty, settings_for(httpserver, ["cs.CV"]), sources=["arxiv"],
-        since=date(2026, 6, 26), until=date(2026, 6, 30), today=date(2026, 7, 1), sleep=sleeps,
+        since=date(2026, 6, 26), until=date(2026, 6, 30), today=date(2026, 7, 1),
+        sleep=fake.sleep, clock=fake.clock,
     )
 
     assert (result.ok, result.new, result.skipped) == (True, len(wanted), 0)
     assert stored_ids(empty) == wanted  # and nothing submitted before the 26th
     starts = [int(parse_qs(r.query_string.decode())["start"][0]) for r, _ in httpserver.log]
     assert starts == list(range(0, 200 * len(starts), 200)) and starts[-1] >= 400
-    assert len(sleeps) == len(starts) - 1 and all(0 < s <= 3.0 for s in sleeps)
+    assert fake.sleeps == [3.0] * (len(starts) - 1)  # one request every 3 s
 
 
 def test_a_backfill_that_hits_max_results_says_so(empty: Store, httpserver: HTTPServer) -> None:
@@ -305,7 +317,7 @@ def test_a_backfill_that_hits_max_results_says_so(empty: Store, httpserver: HTTP
     (result,) = refresh_sources(
         empty, settings_for(httpserver, ["cs.CV"], max_results=400, request_delay=0.0),
         sources=["arxiv"], since=date(2026, 6, 26), until=date(2026, 6, 30),
-        today=date(2026, 7, 1), sleep=Sleeps(),
+        today=date(2026, 7, 1), sleep=FakeTime().sleep,
     )
     assert result.new == 400 and len(httpserver.log) == 2
     (problem,) = result.problems

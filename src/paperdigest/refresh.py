@@ -102,6 +102,7 @@ def _batches(
     client: httpx.Client,
     window: tuple[date, date] | None,
     sleep: Callable[[float], None],
+    clock: Callable[[], float],
 ) -> tuple[Iterator[Batch], int | None]:
     """The source's responses; for arXiv, `window=None` means today's announcement feed."""
     conf = settings.sources
@@ -118,7 +119,7 @@ def _batches(
         )
     # A retry is a request too: never back off for less than arXiv's request interval.
     policy = RetryPolicy(conf.retries, max(conf.backoff, arxiv.request_delay), sleep=sleep)
-    throttle = Throttle(arxiv.request_delay, sleep=sleep)
+    throttle = Throttle(arxiv.request_delay, sleep=sleep, clock=clock)
     if window is None:
         feed = fetch_arxiv_feed(
             client, arxiv.feed_url, arxiv.categories, policy, throttle,
@@ -144,6 +145,7 @@ def _run_source(
     window: tuple[date, date] | None,
     today: date,
     sleep: Callable[[float], None],
+    clock: Callable[[], float],
     on_progress: ProgressCallback | None,
     stop: threading.Event | None = None,
 ) -> SourceResult:
@@ -153,7 +155,7 @@ def _run_source(
     done = 0
     error: str | None = None
     try:
-        batches, expected = _batches(source, settings, client, window, sleep)
+        batches, expected = _batches(source, settings, client, window, sleep, clock)
         if on_progress:
             on_progress(source, 0, expected)
         for batch in batches:
@@ -217,6 +219,7 @@ def refresh_sources(
     today: date | None = None,
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
 ) -> list[SourceResult]:
@@ -249,7 +252,7 @@ def refresh_sources(
                 window = fetch_window(store, source, today, since, until)
             try:
                 result = _run_source(store, source, settings, http, window, today, sleep,
-                                     on_progress, stop)
+                                     clock, on_progress, stop)
             except RefreshStopped:
                 log.warning("%s: refresh stopped", source)
                 break

@@ -117,8 +117,8 @@ def parse_arxiv_rss(
 ) -> ArxivAnnouncement:
     """A feed's papers. Revisions are new papers of the day only if `include_revisions`."""
     # A stream, never bytes or str: feedparser would open a str that looks like a URL or
-    # path. No HTML sanitising: the description is plain text, and templates escape it.
-    feed = feedparser.parse(io.BytesIO(data), sanitize_html=False)
+    # path. The description is plain text, not HTML: kept as written (templates escape it).
+    feed = feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
     if feed.get("bozo") and not isinstance(feed.get("bozo_exception"), _HARMLESS):
         reason = clean(str(feed.get("bozo_exception")))[:120]
         problem = Problem(where, f"not a well-formed RSS feed ({reason}); feed skipped")
