@@ -409,3 +409,45 @@ def test_a_bad_item_is_skipped_and_the_rest_kept() -> None:
     (problem,) = feed.new.problems
     assert problem.where == "feed item 1" and "not an arXiv id" in problem.message
     assert feed.items == 3
+
+
+# -- announcements the daily job did not read ----------------------------------------------
+
+
+def serve_day(server: HTTPServer, day: str) -> None:
+    server.clear()
+    serve_feed(server, ["cs.CV"], date.fromisoformat(day),
+               items_for(["cs.CV"], papers(day, ["cs.CV"])))
+
+
+def test_missed_announcements_are_named_with_the_backfill_that_reads_them(
+    empty: Store, httpserver: HTTPServer
+) -> None:
+    settings = settings_for(httpserver, ["cs.CV"])
+    serve_day(httpserver, "2026-06-25")  # Thursday
+    assert fetch_feed(empty, settings).notes == ()
+    serve_day(httpserver, "2026-06-26")
+    assert fetch_feed(empty, settings).notes == ()
+    serve_day(httpserver, "2026-06-29")  # Monday: the weekend had no announcement
+    assert fetch_feed(empty, settings).notes == ()
+
+    serve_day(httpserver, "2026-07-01")  # Tuesday's was not read
+    assert fetch_feed(empty, settings).notes == (
+        "the announcements of 2026-06-30 were not read (the last one read was of "
+        "2026-06-29); `paperdigest fetch --source arxiv --since 2026-06-28` fetches them",
+    )
+
+
+def test_a_backfill_over_the_gap_silences_the_reminder(
+    empty: Store, httpserver: HTTPServer
+) -> None:
+    settings = settings_for(httpserver, ["cs.CV"], request_delay=0.0)
+    serve_day(httpserver, "2026-06-26")
+    fetch_feed(empty, settings)
+    httpserver.clear()
+    serve_api(httpserver, "cs.CV")
+    (backfill,) = refresh_sources(empty, settings, sources=["arxiv"], since=date(2026, 6, 25),
+                                  until=date(2026, 6, 30), today=date(2026, 7, 1))
+    assert backfill.ok and backfill.new > 0
+    serve_day(httpserver, "2026-07-01")
+    assert fetch_feed(empty, settings).notes == ()

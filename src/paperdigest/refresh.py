@@ -24,7 +24,7 @@ from paperdigest.config import Settings
 from paperdigest.errors import PaperdigestError
 from paperdigest.sources import Batch
 from paperdigest.sources.arxiv import ArxivQuery, Throttle, fetch_arxiv
-from paperdigest.sources.arxiv_feed import fetch_arxiv_feed
+from paperdigest.sources.arxiv_feed import fetch_arxiv_feed, missed_note
 from paperdigest.sources.hf import fetch_hf
 from paperdigest.sources.http import HostUnreachable, RetryPolicy, make_client
 from paperdigest.store import FetchEntry, Store
@@ -55,6 +55,7 @@ MAX_CATCHUP_DAYS = 7
 MAX_RANGE_DAYS = 366
 # Marks the log record of a source's failure: `fetch` prints it in its result line instead.
 SOURCE_FAILED = "paperdigest_source_failed"
+LAST_ANNOUNCEMENT_KEY = "arxiv.last_announcement"  # meta: the latest arXiv feed day read
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def _run_source(
     new = updated = unchanged = 0
     problems: list[str] = []
     notes: list[str] = []
+    announced: date | None = None  # the arXiv announcement day read, if any
     done = 0
     error: str | None = None
     try:
@@ -163,6 +165,8 @@ def _run_source(
                 log.warning("%s: %s", source, problem)
                 problems.append(str(problem))
             notes += batch.notes
+            if batch.day is not None:
+                announced = max(announced or batch.day, batch.day)
             for stats in (
                 store.ingest(batch.result.records, today=today),
                 store.update_existing(batch.revisions, today=today),
@@ -185,6 +189,11 @@ def _run_source(
         error = str(exc) if isinstance(exc, PaperdigestError) else f"{type(exc).__name__}: {exc}"
         log.warning("%s failed: %s", source, error, exc_info=not isinstance(exc, PaperdigestError),
                     extra={SOURCE_FAILED: True})
+    if announced is not None:
+        note = _record_announcement(store, announced)
+        if note:
+            log.info("%s: %s", source, note)
+            notes.append(note)
     return SourceResult(
         source=source,
         ok=error is None,
@@ -203,6 +212,25 @@ def how_to_disable(source: str) -> str:
         f"to turn this source off, set enabled = false under [sources.{source}] "
         f"or PAPERDIGEST_SOURCES__{source.upper()}__ENABLED=false"
     )
+
+
+def _record_announcement(store: Store, day: date) -> str | None:
+    """Remember the latest arXiv announcement read; say so if some were missed since."""
+    last = store.get_meta(LAST_ANNOUNCEMENT_KEY)
+    if last is not None and date.fromisoformat(last) >= day:
+        return None
+    store.set_meta(LAST_ANNOUNCEMENT_KEY, day.isoformat())
+    return missed_note(date.fromisoformat(last), day) if last is not None else None
+
+
+def _record_backfill(store: Store, window: tuple[date, date]) -> None:
+    """A backfill of submissions from the last announcement read on fills the gap up to
+    the announcement of the day after its last day."""
+    last = store.get_meta(LAST_ANNOUNCEMENT_KEY)
+    covered = window[1] + timedelta(days=1)
+    if last is not None and (window[0] > date.fromisoformat(last) or last >= covered.isoformat()):
+        return  # it leaves a gap before it, or adds nothing
+    store.set_meta(LAST_ANNOUNCEMENT_KEY, covered.isoformat())
 
 
 def enabled_sources(settings: Settings) -> list[str]:
@@ -256,6 +284,8 @@ def refresh_sources(
             except RefreshStopped:
                 log.warning("%s: refresh stopped", source)
                 break
+            if source == "arxiv" and window is not None and result.ok and not result.problems:
+                _record_backfill(store, window)
             store.log_fetch(
                 FetchEntry(
                     source=source,

@@ -4,6 +4,7 @@ response, so the caller can store every good page even when a later request fail
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from paperdigest.models import PaperRecord, ParseResult, Problem
 
@@ -18,6 +19,8 @@ class Batch:
     revisions: tuple[PaperRecord, ...] = ()
     # What the user should hear that is not a problem ("no announcement that day").
     notes: tuple[str, ...] = ()
+    # The announcement day the batch lists (arXiv's feed), when it lists one.
+    day: date | None = None
 
 
 def problem_batch(where: str, message: str) -> Batch:

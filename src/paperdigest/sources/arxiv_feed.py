@@ -8,6 +8,7 @@ still fills it is reported, as it may be cut.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
 
 import httpx
 
@@ -60,6 +61,29 @@ def fetch_arxiv_feed(
             )
             result = ParseResult(result.records, [*result.problems, Problem(url, warning)])
         if feed.items == 0 and not result.problems:
-            day = f" ({feed.day.isoformat()})" if feed.day else ""
-            notes = (f"{NO_ANNOUNCEMENT}{day}: {url} is empty",)
-        yield Batch(url, result, revisions=tuple(feed.revised), notes=notes)
+            shown = f" ({feed.day.isoformat()})" if feed.day else ""
+            notes = (f"{NO_ANNOUNCEMENT}{shown}: {url} is empty",)
+        day = feed.day if feed.items else None
+        yield Batch(url, result, revisions=tuple(feed.revised), notes=notes, day=day)
+
+
+def missed_days(last_read: date, now_read: date) -> list[date]:
+    """Weekdays strictly between two announcement days read: announcements maybe missed
+    (a holiday among them had none)."""
+    days = (last_read + timedelta(days=n) for n in range(1, (now_read - last_read).days))
+    return [day for day in days if day.weekday() < 5]
+
+
+def missed_note(last_read: date, now_read: date) -> str | None:
+    """What to run when announcements between two days read were not fetched."""
+    missed = missed_days(last_read, now_read)
+    if not missed:
+        return None
+    # Day D lists submissions of the two days before it, so the API goes back one more.
+    since = (last_read - timedelta(days=1)).isoformat()
+    shown = ", ".join(day.isoformat() for day in missed[:5]) + (" ..." if len(missed) > 5 else "")
+    return (
+        f"the announcements of {shown} were not read (the last one read was of "
+        f"{last_read.isoformat()}); `paperdigest fetch --source arxiv --since {since}` "
+        "fetches them"
+    )
