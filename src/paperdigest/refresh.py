@@ -167,12 +167,13 @@ def _run_source(
             notes += batch.notes
             if batch.day is not None:
                 announced = max(announced or batch.day, batch.day)
-            for stats in (
-                store.ingest(batch.result.records, today=today),
-                store.update_existing(batch.revisions, today=today),
-            ):
+            if batch.result.records:
+                stats = store.ingest(batch.result.records, today=today)
                 new, updated = new + stats.new, updated + stats.updated
                 unchanged += stats.unchanged
+            if batch.revisions:  # new versions: they update stored papers, never add one
+                stats = store.update_existing(batch.revisions, today=today)
+                updated, unchanged = updated + stats.updated, unchanged + stats.unchanged
             if batch.completes:  # a page of a day: the bar moves once the day is read
                 done += 1
                 if on_progress:
