@@ -451,3 +451,12 @@ def test_a_backfill_over_the_gap_silences_the_reminder(
     assert backfill.ok and backfill.new > 0
     serve_day(httpserver, "2026-07-01")
     assert fetch_feed(empty, settings).notes == ()
+
+
+def test_old_style_ids_and_revisions_are_read_from_the_description() -> None:
+    paper = dict(papers("2026-06-30")[0], id="math/0601001")
+    feed = parse_arxiv_rss(rss_feed(["math.CO"], DAY, [Item(paper, "replace", 3)]), "feed")
+    assert feed.new.records == []
+    (revised,) = feed.revised
+    assert (revised.arxiv_id, revised.version, revised.listed) == ("math/0601001", 3, None)
+    assert revised.url == "https://arxiv.org/abs/math/0601001"
