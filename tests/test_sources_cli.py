@@ -139,6 +139,7 @@ def test_an_unresolvable_host_fails_at_once_in_one_line(
 ) -> None:
     monkeypatch.setenv(f"PAPERDIGEST_SOURCES__{source.upper()}__BASE_URL",
                        "https://paperdigest-test.invalid")
+    monkeypatch.setenv("PAPERDIGEST_SOURCES__ARXIV__CATEGORIES", '["cs.LG"]')
     result = cli("fetch", "--source", source, "--date", "2025-09-30")
     assert result.exit_code == 1
     (line,) = result.stdout.splitlines()
@@ -157,6 +158,7 @@ def test_arxivs_own_error_message_is_shown(
     ArxivAPI(refuse=(400, fixture("arxiv_error_400_id_abc.xml"))).install(httpserver)
     monkeypatch.setenv("PAPERDIGEST_SOURCES__ARXIV__BASE_URL", httpserver.url_for("/"))
     monkeypatch.setenv("PAPERDIGEST_SOURCES__ARXIV__REQUEST_DELAY", "0")
+    monkeypatch.setenv("PAPERDIGEST_SOURCES__ARXIV__CATEGORIES", '["cs.LG"]')
     result = cli("fetch", "--source", "arxiv", "--date", "2025-09-30")
     assert result.exit_code == 1
     assert re.search(r"arxiv: 0 new.*failed: .*HTTP 400 BAD REQUEST: incorrect id format for abc",

@@ -13,11 +13,13 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from paperdigest.config import ProfileSettings, Settings
+from paperdigest.parsers.arxiv import parse_arxiv_page
 from paperdigest.refresh import refresh_sources
 from paperdigest.scheduler import Daemon
 from paperdigest.service import select_picks
 from paperdigest.sources.arxiv import Throttle
 from paperdigest.store import Store
+from tests.arxiv_feeds import RSS, Item, rss_feed
 from tests.mail_fixtures import QUIET, MailServer, write_config
 from tests.source_servers import (
     ArxivAPI,
@@ -54,6 +56,7 @@ def make_settings(server: HTTPServer | str, **extra: object) -> Settings:
             "arxiv": {
                 "enabled": True,
                 "base_url": url,
+                "feed_url": url,
                 "categories": ["cs.SE"],
                 "max_results": 10,
                 "page_size": 2,
@@ -440,14 +443,32 @@ def test_throttle_spaces_requests_by_the_interval() -> None:
 # -- one source down: the digest still goes out ------------------------------------------
 
 
+def todays_feed(entries: list[Entry]) -> bytes:
+    """Real recorded arXiv entries as today's cs.SE announcement, which the daily job reads."""
+    xml = b"".join(entry.xml for entry in entries)
+    page = b'<feed xmlns="http://www.w3.org/2005/Atom" ' + (
+        b'xmlns:arxiv="http://arxiv.org/schemas/atom">' + xml + b"</feed>"
+    )
+    records = parse_arxiv_page(page, "entries").result.records
+    assert len(records) == len(entries)
+    papers = [
+        {"id": r.arxiv_id, "title": r.title, "abstract": r.abstract, "authors": r.authors,
+         "categories": list(r.categories), "primary": r.primary_category, "doi": r.doi,
+         "journal_ref": r.journal_ref}
+        for r in records
+    ]
+    return rss_feed(["cs.SE"], date.today(), [Item(p, "new") for p in papers])
+
+
 @pytest.fixture
 def hf_down_arxiv_up(httpserver: HTTPServer) -> Iterator[HTTPServer]:
     httpserver.expect_request("/api/daily_papers").respond_with_data(
         "Service Unavailable", status=503
     )
-    # Five real entries, re-dated to today for the daily job's default window.
-    today = date.today()
-    ArxivAPI(entries=[e.redated(today) for e in real_entries()[:5]]).install(httpserver)
+    # Five real entries, announced today in the feed the daily job reads.
+    httpserver.expect_request("/rss/cs.SE").respond_with_data(
+        todays_feed(real_entries()[:5]), content_type=RSS
+    )
     yield httpserver
 
 
@@ -486,6 +507,7 @@ def test_hf_down_fetch_reports_it_preview_and_status_still_work(
     env = {
         "PAPERDIGEST_SOURCES__HF__BASE_URL": base(hf_down_arxiv_up),
         "PAPERDIGEST_SOURCES__ARXIV__BASE_URL": base(hf_down_arxiv_up),
+        "PAPERDIGEST_SOURCES__ARXIV__FEED_URL": base(hf_down_arxiv_up),
         "PAPERDIGEST_SOURCES__ARXIV__ENABLED": "true",
         "PAPERDIGEST_SOURCES__ARXIV__CATEGORIES": '["cs.SE"]',
         "PAPERDIGEST_SOURCES__ARXIV__PAGE_SIZE": "2",

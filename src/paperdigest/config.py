@@ -22,6 +22,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -30,6 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from paperdigest.arxiv_taxonomy import check_category
 from paperdigest.digest import DEFAULT_SUBJECT
 from paperdigest.errors import ConfigError
 from paperdigest.paths import default_config_file
@@ -153,17 +155,35 @@ class HFSourceSettings(_Section):
 
 
 class ArxivSourceSettings(_Section):
-    enabled: bool = False
+    # Unset: on as soon as categories are set. An explicit true or false wins.
+    enabled: bool | None = None
+    # The daily announcement feed (RSS), read by the daily job and a plain `fetch`.
+    feed_url: str = "https://rss.arxiv.org"
+    # The search (Atom) API, for backfills: `fetch --source arxiv --since D`.
     base_url: str = "https://export.arxiv.org"
-    categories: list[str] = Field(default_factory=lambda: ["cs.LG"])
-    max_results: int = Field(200, ge=1, le=2000)
+    categories: list[str] = Field(default_factory=list)
+    # A backfill reads at most this many API results per category, and says so if it stops.
+    max_results: int = Field(10_000, ge=1, le=30_000)
     # Results per request, and seconds between requests: arXiv asks for at most one
     # request every 3 seconds. Lower it only for a local test server.
-    page_size: int = Field(100, ge=1, le=2000)
+    page_size: int = Field(200, ge=1, le=2000)
     request_delay: float = Field(3.0, ge=0)
     # A paper is new on the day of its first version; true makes a new version of an
-    # older paper new again too (for profiles that were never sent it).
+    # older paper new again too (for profiles that were never sent it): a replacement in
+    # the feed, a revision in a backfill.
     include_revisions: bool = False
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        checked = [check_category(name.strip()) for name in value]
+        return list(dict.fromkeys(checked))
+
+    @model_validator(mode="after")
+    def _on_when_categories_are_set(self) -> ArxivSourceSettings:
+        if self.enabled is None:
+            self.enabled = bool(self.categories)
+        return self
 
 
 class SourcesSettings(_Section):
@@ -229,7 +249,10 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     named = path is not None or bool(os.environ.get("PAPERDIGEST_CONFIG"))
     if not file.exists():
         if required or named:
-            raise ConfigError(f"config file {file} does not exist")
+            raise ConfigError(
+                f"config file {file} does not exist; `paperdigest config init` writes a "
+                "starter one there"
+            )
         file = Path(os.devnull)
     elif not file.is_file():
         raise ConfigError(f"config file {file} is not a file")

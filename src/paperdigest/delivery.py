@@ -375,7 +375,7 @@ def select_profiles(
     if not settings.profiles:
         raise PaperdigestError(
             "no profiles are configured; add a [[profiles]] entry with a name and an email "
-            "to the config file (see config.example.toml)"
+            "to the config file (`paperdigest config init` writes a starter one)"
         )
     if all_profiles:
         return list(settings.profiles)

@@ -39,13 +39,15 @@ def record_columns(record: PaperRecord) -> dict[str, Any]:
         "arxiv_comment": record.arxiv_comment,
         "doi": record.doi,
         "journal_ref": record.journal_ref,
+        "license": record.license,
+        "announced": record.announced.isoformat() if record.announced else None,
     }
 
 
 # A newer arXiv version speaks for these over whatever is stored; an older one only fills gaps.
 _VERSIONED = (
     "title", "abstract", "authors", "categories", "primary_category", "updated",
-    "arxiv_comment", "doi", "journal_ref",
+    "arxiv_comment", "doi", "journal_ref", "license",
 )
 
 
@@ -74,7 +76,9 @@ def merged_columns(stored: dict[str, Any], record: PaperRecord) -> dict[str, Any
         if column == "abstract":
             if old and len(old) >= len(new):
                 continue  # keep the fuller abstract
-        elif column in ("upvotes", "version", "comments", "updated", "listed", "github_stars"):
+        elif column in (
+            "upvotes", "version", "comments", "updated", "listed", "github_stars", "announced"
+        ):
             if old is not None and old >= new:
                 continue  # counts only grow; a new version supersedes an old one
         elif column in ("title", "listed_label", "published", "url") and old:

@@ -42,6 +42,10 @@ class PaperRecord:
     arxiv_comment: str | None = None
     doi: str | None = None
     journal_ref: str | None = None
+    # From arXiv's announcement feed: the licence URL, and the day arXiv announced the
+    # paper as new (its listing day, which a later source's publication date never moves).
+    license: str | None = None
+    announced: date | None = None
 
 
 @dataclass(frozen=True)

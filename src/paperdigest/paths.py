@@ -40,6 +40,12 @@ def _bundled(name: str) -> Path:
     return _PACKAGE_DIR.parent.parent / name
 
 
+def bundled_example_config() -> Path:
+    """config.example.toml: inside the package in a wheel, at the top of a checkout."""
+    inside = _PACKAGE_DIR / "config.example.toml"
+    return inside if inside.is_file() else _PACKAGE_DIR.parent.parent / "config.example.toml"
+
+
 def bundled_templates_dir() -> Path:
     return _bundled("templates")
 

@@ -24,6 +24,7 @@ from paperdigest.config import Settings
 from paperdigest.errors import PaperdigestError
 from paperdigest.sources import Batch
 from paperdigest.sources.arxiv import ArxivQuery, Throttle, fetch_arxiv
+from paperdigest.sources.arxiv_feed import fetch_arxiv_feed, missed_note
 from paperdigest.sources.hf import fetch_hf
 from paperdigest.sources.http import HostUnreachable, RetryPolicy, make_client
 from paperdigest.store import FetchEntry, Store
@@ -54,6 +55,7 @@ MAX_CATCHUP_DAYS = 7
 MAX_RANGE_DAYS = 366
 # Marks the log record of a source's failure: `fetch` prints it in its result line instead.
 SOURCE_FAILED = "paperdigest_source_failed"
+LAST_ANNOUNCEMENT_KEY = "arxiv.last_announcement"  # meta: the latest arXiv feed day read
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class SourceResult:
     error: str | None = None
     unchanged: int = 0
     problems: tuple[str, ...] = ()  # what was skipped, and where
+    notes: tuple[str, ...] = ()  # worth saying, not a problem ("no announcement that day")
 
 
 # (source, batches done, batches expected or None when unknown)
@@ -98,17 +101,32 @@ def _batches(
     source: str,
     settings: Settings,
     client: httpx.Client,
-    window: tuple[date, date],
+    window: tuple[date, date] | None,
     sleep: Callable[[float], None],
+    clock: Callable[[], float],
 ) -> tuple[Iterator[Batch], int | None]:
+    """The source's responses; for arXiv, `window=None` means today's announcement feed."""
     conf = settings.sources
     if source == "hf":
+        assert window is not None
         days = days_between(*window)
         policy = RetryPolicy(conf.retries, conf.backoff, sleep=sleep)
         return fetch_hf(client, conf.hf.base_url, days, policy), len(days)
     arxiv = conf.arxiv
+    if not arxiv.categories:
+        raise PaperdigestError(
+            "no arXiv categories to follow: set sources.arxiv.categories, e.g. "
+            '["cs.LG", "cs.CL"] (`paperdigest config init` writes a config that explains how)'
+        )
     # A retry is a request too: never back off for less than arXiv's request interval.
     policy = RetryPolicy(conf.retries, max(conf.backoff, arxiv.request_delay), sleep=sleep)
+    throttle = Throttle(arxiv.request_delay, sleep=sleep, clock=clock)
+    if window is None:
+        feed = fetch_arxiv_feed(
+            client, arxiv.feed_url, arxiv.categories, policy, throttle,
+            include_revisions=arxiv.include_revisions,
+        )
+        return feed, None
     query = ArxivQuery(
         categories=arxiv.categories,
         max_results=arxiv.max_results,
@@ -117,7 +135,6 @@ def _batches(
         until=window[1],
         include_revisions=arxiv.include_revisions,
     )
-    throttle = Throttle(arxiv.request_delay, sleep=sleep)
     return fetch_arxiv(client, arxiv.base_url, query, policy, throttle), None
 
 
@@ -126,28 +143,37 @@ def _run_source(
     source: str,
     settings: Settings,
     client: httpx.Client,
-    window: tuple[date, date],
+    window: tuple[date, date] | None,
     today: date,
     sleep: Callable[[float], None],
+    clock: Callable[[], float],
     on_progress: ProgressCallback | None,
     stop: threading.Event | None = None,
 ) -> SourceResult:
     new = updated = unchanged = 0
     problems: list[str] = []
+    notes: list[str] = []
+    announced: date | None = None  # the arXiv announcement day read, if any
     done = 0
     error: str | None = None
-    batches, expected = _batches(source, settings, client, window, sleep)
-    if on_progress:
-        on_progress(source, 0, expected)
     try:
+        batches, expected = _batches(source, settings, client, window, sleep, clock)
+        if on_progress:
+            on_progress(source, 0, expected)
         for batch in batches:
             for problem in batch.result.problems:
                 log.warning("%s: %s", source, problem)
                 problems.append(str(problem))
+            notes += batch.notes
+            if batch.day is not None:
+                announced = max(announced or batch.day, batch.day)
             if batch.result.records:
                 stats = store.ingest(batch.result.records, today=today)
                 new, updated = new + stats.new, updated + stats.updated
                 unchanged += stats.unchanged
+            if batch.revisions:  # new versions: they update stored papers, never add one
+                stats = store.update_existing(batch.revisions, today=today)
+                updated, unchanged = updated + stats.updated, unchanged + stats.unchanged
             if batch.completes:  # a page of a day: the bar moves once the day is read
                 done += 1
                 if on_progress:
@@ -164,6 +190,11 @@ def _run_source(
         error = str(exc) if isinstance(exc, PaperdigestError) else f"{type(exc).__name__}: {exc}"
         log.warning("%s failed: %s", source, error, exc_info=not isinstance(exc, PaperdigestError),
                     extra={SOURCE_FAILED: True})
+    if announced is not None:
+        note = _record_announcement(store, announced)
+        if note:
+            log.info("%s: %s", source, note)
+            notes.append(note)
     return SourceResult(
         source=source,
         ok=error is None,
@@ -173,6 +204,7 @@ def _run_source(
         error=error,
         unchanged=unchanged,
         problems=tuple(problems),
+        notes=tuple(notes),
     )
 
 
@@ -181,6 +213,25 @@ def how_to_disable(source: str) -> str:
         f"to turn this source off, set enabled = false under [sources.{source}] "
         f"or PAPERDIGEST_SOURCES__{source.upper()}__ENABLED=false"
     )
+
+
+def _record_announcement(store: Store, day: date) -> str | None:
+    """Remember the latest arXiv announcement read; say so if some were missed since."""
+    last = store.get_meta(LAST_ANNOUNCEMENT_KEY)
+    if last is not None and date.fromisoformat(last) >= day:
+        return None
+    store.set_meta(LAST_ANNOUNCEMENT_KEY, day.isoformat())
+    return missed_note(date.fromisoformat(last), day) if last is not None else None
+
+
+def _record_backfill(store: Store, window: tuple[date, date]) -> None:
+    """A backfill of submissions from the last announcement read on fills the gap up to
+    the announcement of the day after its last day."""
+    last = store.get_meta(LAST_ANNOUNCEMENT_KEY)
+    covered = window[1] + timedelta(days=1)
+    if last is not None and (window[0] > date.fromisoformat(last) or last >= covered.isoformat()):
+        return  # it leaves a gap before it, or adds nothing
+    store.set_meta(LAST_ANNOUNCEMENT_KEY, covered.isoformat())
 
 
 def enabled_sources(settings: Settings) -> list[str]:
@@ -197,17 +248,21 @@ def refresh_sources(
     today: date | None = None,
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
 ) -> list[SourceResult]:
     """Fetch sources into the store; one failing never stops the others.
 
     `sources=None` means every enabled source; naming one runs it even if disabled.
-    Every run is recorded in the fetch log, which `paperdigest status` shows.
+    Without `since` or `until`, arXiv reads its latest announcement feed; with either, it
+    backfills those days through the search API. Every run is recorded in the fetch log,
+    which `paperdigest status` shows.
     Setting `stop` ends the refresh at the next request or backoff sleep (what was
     stored stays; the stopped source is not logged, so the next fetch covers it again).
     """
     sleep = _stoppable(sleep, stop)
+    backfill = since is not None or until is not None
     today = today or date.today()
     chosen = list(sources) if sources is not None else enabled_sources(settings)
     unknown = [s for s in chosen if s not in SOURCES]
@@ -221,13 +276,17 @@ def refresh_sources(
             if stop is not None and stop.is_set():
                 break
             started = datetime.now(UTC)
-            window = fetch_window(store, source, today, since, until)
+            window = None  # arXiv's feed: whatever arXiv announced last
+            if source != "arxiv" or backfill:
+                window = fetch_window(store, source, today, since, until)
             try:
                 result = _run_source(store, source, settings, http, window, today, sleep,
-                                     on_progress, stop)
+                                     clock, on_progress, stop)
             except RefreshStopped:
                 log.warning("%s: refresh stopped", source)
                 break
+            if source == "arxiv" and window is not None and result.ok and not result.problems:
+                _record_backfill(store, window)
             store.log_fetch(
                 FetchEntry(
                     source=source,

@@ -148,7 +148,7 @@ class Daemon:
         if not settings.profiles:
             raise PaperdigestError(
                 "no profiles are configured; add a [[profiles]] entry with a name and an "
-                "email to the config file (see config.example.toml)"
+                "email to the config file (`paperdigest config init` writes a starter one)"
             )
         missing = [p.name for p in settings.profiles if not p.email]
         if missing:

@@ -188,6 +188,11 @@ MIGRATIONS: list[str] = [
         history TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # arXiv's announcement feed (issue 16): the licence, and the announcement day.
+    """
+    ALTER TABLE papers ADD COLUMN license TEXT;
+    ALTER TABLE papers ADD COLUMN announced TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -368,12 +373,14 @@ class Store:
             changes = merged_columns(row, record)
             if record.arxiv_id and not row["arxiv_id"]:
                 changes["id"] = record.arxiv_id  # the paper's public id becomes its arXiv id
-            if "published" in changes and "listed" not in changes:
+            if "published" in changes and "listed" not in changes and not row["announced"]:
                 # First dated by a source: it is listed when that source listed it, not on
-                # the day it was loaded from a dump.
+                # the day it was loaded from a dump (nor moved off its arXiv announcement).
                 changes["listed"] = record.listed.isoformat() if record.listed else changes[
                     "published"
                 ]
+            elif "announced" in changes and not (row["published"] or row["announced"]):
+                changes["listed"] = changes["announced"]  # a dump's paper, now announced
             if changes:
                 if "title" in changes:
                     changes["norm_title"] = normalise_title(changes["title"])
@@ -385,6 +392,20 @@ class Store:
                 stats.updated += 1
             else:
                 stats.unchanged += 1
+
+    def update_existing(
+        self, records: Sequence[PaperRecord], today: date | None = None
+    ) -> IngestStats:
+        """Merge records into the papers they name by arXiv id; never add a paper."""
+        ids = sorted({r.arxiv_id for r in records if r.arxiv_id})
+        known = {
+            arxiv_id
+            for (arxiv_id,) in self.conn.execute(
+                "SELECT arxiv_id FROM papers WHERE arxiv_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(ids),),
+            )
+        }
+        return self.ingest([r for r in records if r.arxiv_id in known], today=today)
 
     def _new_id(self, record: PaperRecord) -> str:
         if record.arxiv_id:

@@ -17,6 +17,7 @@ from paperdigest.cli import (
     follows,  # noqa: F401  (follow, unfollow, mute, unmute, follows)
     forget,  # noqa: F401  (forget)
     papers,  # noqa: F401  (registers commands)
+    setup,  # noqa: F401  (config init)
     sources,  # noqa: F401  (fetch, status)
 )
 from paperdigest.cli.common import AppContext, app

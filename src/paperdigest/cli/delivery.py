@@ -15,7 +15,7 @@ from paperdigest.cli.common import app, app_context, clean_errors, err
 from paperdigest.config import Settings
 
 config_app = typer.Typer(
-    name="config", help="Check the configuration.", no_args_is_help=True, add_completion=False
+    name="config", help="Create or check the config.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(config_app, name="config")
 

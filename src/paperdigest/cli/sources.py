@@ -77,7 +77,9 @@ def fetch(
 ) -> None:
     """Fetch new papers from Hugging Face Daily Papers and arXiv into the store.
 
-    Without --date or --since, each source catches up from its last good fetch (a week at most).
+    Without --date or --since, Hugging Face catches up from its last good fetch (a week at
+    most) and arXiv reads its latest announcement of your categories. With them, arXiv
+    backfills through its search API, back to that day of submission.
     Naming a disabled source with --source runs it anyway.
     """
     if day is not None and since is not None:
@@ -113,6 +115,8 @@ def fetch(
         )
         if result.ok:
             out.print(line, markup=False)
+            for note in result.notes:
+                out.print(f"{result.source}: {note}", markup=False, soft_wrap=True)
         else:
             failed = True
             out.print(f"{line}; failed: {result.error}", markup=False, soft_wrap=True)

@@ -1,7 +1,8 @@
 """arXiv listings by category through the Atom API, paged and politely throttled.
 
-Results come newest first, so paging stops at the first page reaching back past `since`,
-at the end of the results, or at `max_results`. A paper is listed (new) on the day of its
+Results come newest first, so paging goes on, however many pages that takes, until a
+page reaches back past `since` or the results end. `max_results` is only a safety stop,
+and one that is hit is reported, never silent. A paper is listed (new) on the day of its
 first version (sortBy=submittedDate); with `include_revisions`, a new version of an older
 paper is listed again on the day it came out (sortBy=lastUpdatedDate).
 """
@@ -46,8 +47,8 @@ class Throttle:
 @dataclass(frozen=True)
 class ArxivQuery:
     categories: Sequence[str]
-    max_results: int = 200  # per category
-    page_size: int = 100
+    max_results: int = 10_000  # per category: a safety stop, reported when hit
+    page_size: int = 200
     since: date | None = None  # keep papers first published on or after this day
     until: date | None = None  # ... and on or before this one
     include_revisions: bool = False  # a new version lists the paper again
@@ -89,6 +90,7 @@ def fetch_arxiv(
     url = query_url(base_url)
     for category in query.categories:
         start = 0
+        passed = False  # reached back past `since`, or the end of the results
         while start < query.max_results:
             size = min(query.page_size, query.max_results - start)
             params: dict[str, str | int] = {
@@ -113,10 +115,20 @@ def fetch_arxiv(
                 if page.result.problems and page.total is None:
                     start += size  # a malformed page: skip it, keep paging
                     continue
-                break  # the end of the results
+                passed = True  # the end of the results
+                break
             start += page.entries
             if page.total is not None and start >= page.total:
+                passed = True
                 break
             oldest = page.oldest_activity if query.include_revisions else page.oldest
             if query.since is not None and oldest is not None and oldest < query.since:
+                passed = True
                 break
+        if not passed:
+            back_to = f" before reaching {query.since.isoformat()}" if query.since else ""
+            yield problem_batch(
+                f"{url}?search_query=cat:{category}",
+                f"stopped at sources.arxiv.max_results = {query.max_results} results{back_to}; "
+                "older papers were not fetched (raise max_results to read further)",
+            )
