@@ -188,6 +188,13 @@ MIGRATIONS: list[str] = [
         history TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # Library import and profiles (issue 14): an index to match imported entries by DOI
+    # (the column came with issue 11), and profiles created by name before they have any
+    # stars.
+    """
+    CREATE INDEX papers_doi ON papers(doi);
+    CREATE TABLE profiles (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -603,9 +610,11 @@ class Store:
         }
 
     def profiles(self) -> list[str]:
+        """Profiles created by name, and any that has stars, dismissals or digests."""
         rows = self.conn.execute(
-            "SELECT profile FROM stars UNION SELECT profile FROM dismissals "
-            "UNION SELECT profile FROM digests UNION SELECT profile FROM rules ORDER BY 1"
+            "SELECT name FROM profiles UNION SELECT profile FROM stars "
+            "UNION SELECT profile FROM dismissals UNION SELECT profile FROM digests "
+            "UNION SELECT profile FROM rules ORDER BY 1"
         )
         return [row[0] for row in rows]
 
@@ -719,6 +728,99 @@ class Store:
             (row["paper_id"], row["title"], row["forgotten_at"], json.loads(row["history"]))
             for row in self.conn.execute("SELECT * FROM forgotten_papers ORDER BY id")
         ]
+    def add_profile(self, name: str) -> bool:
+        """Create a profile by name; False if the store already knows it."""
+        with self.transaction() as conn:
+            if name in self.profiles():
+                return False
+            conn.execute(
+                "INSERT INTO profiles(name, created_at) VALUES (?, ?)", (name, _now())
+            )
+        return True
+
+    def remove_profile(self, name: str) -> dict[str, int]:
+        """Delete everything a profile owns; rows deleted per table.
+
+        Every table with a `profile` column is the profile's (stars, dismissals, digests,
+        and any later per-profile table such as follow or mute rules), so none is missed.
+        """
+        deleted: dict[str, int] = {}
+        with self.transaction() as conn:
+            deleted["digest_items"] = conn.execute(
+                "DELETE FROM digest_items WHERE digest_id IN "
+                "(SELECT id FROM digests WHERE profile = ?)",
+                (name,),
+            ).rowcount
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
+                )
+            ]
+            for table in tables:
+                columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+                if "profile" in columns:
+                    deleted[table] = conn.execute(
+                        f'DELETE FROM "{table}" WHERE profile = ?', (name,)
+                    ).rowcount
+            deleted["profiles"] = conn.execute(
+                "DELETE FROM profiles WHERE name = ?", (name,)
+            ).rowcount
+        return deleted
+
+    # -- library import -----------------------------------------------------------------
+
+    def match_keys(
+        self, arxiv_ids: Iterable[str], dois: Iterable[str], titles: Iterable[str]
+    ) -> list[tuple[int, str | None, str | None, str]]:
+        """(pk, arxiv_id, doi, norm_title) of every paper with one of these keys."""
+        rows: dict[int, tuple[int, str | None, str | None, str]] = {}
+        for column, values in (("arxiv_id", arxiv_ids), ("doi", dois), ("norm_title", titles)):
+            wanted = sorted(set(values))
+            if not wanted:
+                continue
+            # json_each: one parameter however many keys; the IN still uses the index.
+            for row in self.conn.execute(
+                "SELECT pk, arxiv_id, doi, norm_title FROM papers "
+                f"WHERE {column} IN (SELECT value FROM json_each(?)) ORDER BY pk",
+                (json.dumps(wanted),),
+            ):
+                rows[row[0]] = (row[0], row[1], row[2], row[3])
+        return [rows[pk] for pk in sorted(rows)]
+
+    def fill_dois(self, dois: dict[int, str]) -> int:
+        """Give papers that have no DOI yet the one an import found; papers changed."""
+        with self.transaction() as conn:
+            return sum(
+                conn.execute(
+                    "UPDATE papers SET doi = ? WHERE pk = ? AND doi IS NULL", (doi, pk)
+                ).rowcount
+                for pk, doi in dois.items()
+            )
+
+    def starred_pks(self, profile: str) -> set[int]:
+        return {
+            pk
+            for (pk,) in self.conn.execute(
+                "SELECT paper_pk FROM stars WHERE profile = ?", (profile,)
+            )
+        }
+
+    def star_many(self, profile: str, pks: Iterable[int]) -> int:
+        """Star papers in one transaction, as `star` does each; how many were new stars."""
+        added = 0
+        now = _now()
+        with self.transaction() as conn:
+            for pk in pks:
+                conn.execute(
+                    "DELETE FROM dismissals WHERE profile = ? AND paper_pk = ?", (profile, pk)
+                )
+                added += conn.execute(
+                    "INSERT OR IGNORE INTO stars(profile, paper_pk, starred_at) VALUES (?, ?, ?)",
+                    (profile, pk, now),
+                ).rowcount
+        return added
 
     # -- fetch log and status (live sources) --------------------------------------------
 
