@@ -16,7 +16,9 @@ from paperdigest.cli import (
     delivery,  # noqa: F401  (send, run, config check)
     follows,  # noqa: F401  (follow, unfollow, mute, unmute, follows)
     forget,  # noqa: F401  (forget)
+    library,  # noqa: F401  (import)
     papers,  # noqa: F401  (registers commands)
+    profiles,  # noqa: F401  (profile list, add, rm)
     sources,  # noqa: F401  (fetch, status)
 )
 from paperdigest.cli.common import AppContext, app

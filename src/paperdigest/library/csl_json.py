@@ -49,7 +49,7 @@ def _issued(value: Any) -> date | None:
 
 def _entry(item: Any, where: str) -> LibraryEntry | Problem:
     if not isinstance(item, dict):
-        return Problem(where, "not a JSON object; skipped")
+        return Problem(where, "not a JSON object")
     key = item.get("citation-key") or item.get("id")
     if isinstance(key, str | int) and str(key).strip():
         where = f"{where} ({key})"

@@ -169,7 +169,7 @@ def make_entry(
         published=published,
     )
     if not (entry.title or entry.arxiv_id or entry.doi):
-        return Problem(where, "no title, arXiv id or DOI; skipped")
+        return Problem(where, "no title, arXiv id or DOI")
     return entry
 
 

@@ -51,7 +51,7 @@ def parse_ris(text: str, name: str) -> LibraryFile:
         try:
             records = rispy.loads(chunk)
         except (ValueError, KeyError, AttributeError, TypeError) as exc:
-            problems.append(Problem(f"{name}: line {line}", f"cannot be read ({exc}); skipped"))
+            problems.append(Problem(f"{name}: line {line}", f"cannot be read ({exc})"))
             continue
         for record in records:
             found = _entry(record, f"{name}: line {line}")
