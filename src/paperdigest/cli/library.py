@@ -72,25 +72,26 @@ def import_(
 
 def _print_summary(summary: ImportSummary) -> None:
     for path, kind, count in summary.files:
-        out.print(f"{path}: {kind}, {count} entries", markup=False)
+        out.print(f"{path}: {kind}, {count} entries", markup=False, soft_wrap=True)
     if summary.skipped:
-        err.print(f"Skipped {len(summary.skipped)}:", markup=False)
+        err.print(f"Skipped {len(summary.skipped)}:", markup=False, soft_wrap=True)
         for problem in summary.skipped[:SKIPPED_SHOWN]:
             err.print(f"  {problem}", markup=False, soft_wrap=True)
         if len(summary.skipped) > SKIPPED_SHOWN:
             err.print(f"  … and {len(summary.skipped) - SKIPPED_SHOWN} more (--json lists "
-                      "them all)", markup=False)
+                      "them all)", markup=False, soft_wrap=True)
     would = "would be " if summary.dry_run else ""
     out.print(
         f"{summary.read} read: {summary.matched} matched, {summary.added} {would}added, "
         f"{summary.starred} {would}starred, {summary.already_starred} already starred, "
         f"{len(summary.skipped)} skipped.",
         markup=False,
+        soft_wrap=True,
     )
     if summary.dry_run:
         out.print("Dry run: nothing was changed. Run again without --dry-run to import.",
-                  markup=False)
+                  markup=False, soft_wrap=True)
     elif summary.matched or summary.added:
         flag = "" if summary.profile == "default" else f" --profile {summary.profile}"
         out.print(f"Next: `paperdigest recommend{flag}` shows what your library picks out.",
-                  markup=False)
+                  markup=False, soft_wrap=True)

@@ -73,7 +73,7 @@ def add_profile(ctx: typer.Context, name: NameArgument) -> None:
         store.add_profile(name)
     out.print(f"Added profile {name!r}. Star papers for it with "
               f"`paperdigest star --profile {name} ID` or `paperdigest import --profile "
-              f"{name} FILE`.", markup=False)
+              f"{name} FILE`.", markup=False, soft_wrap=True)
 
 
 @profile_app.command("rm")
@@ -97,7 +97,7 @@ def remove_profile(
             raise PaperdigestError("nothing deleted")
         store.remove_profile(name)
     out.print(f"Deleted profile {name!r}: {stars} stars, {dismissals} dismissals.",
-              markup=False)
+              markup=False, soft_wrap=True)
     if context.settings.profile(name) is not None:
         err.print(f"{name!r} is still a [[profiles]] entry in the config file; remove it "
                   "there to stop its digests.", markup=False, soft_wrap=True)
