@@ -200,3 +200,15 @@ def test_detect_format_on_text() -> None:
     assert detect_format("  \n@inproceedings{x,\n title={T}}") == Format.BIBTEX
     assert detect_format('"Key","Item Type","Title"\n') == Format.CSV
     assert detect_format("2503.11731\n") == Format.ID_LIST
+
+
+def test_only_prose_is_latex_decoded_and_undecodable_text_is_kept() -> None:
+    text = (
+        r"@misc{k, title = {Code at \href{https://github.com/x}},"
+        r" url = {https://example.org/a%20b~c},"
+        r" abstract = {We get 50\% more for \$5 and \emph{less}.}}"
+    )
+    (entry,) = parse_library(text.encode(), "k.bib").entries
+    assert entry.url == "https://example.org/a%20b~c"  # not a LaTeX comment and a space
+    assert entry.abstract == "We get 50% more for $5 and less."
+    assert entry.title == r"Code at \href{https://github.com/x}"  # the decoder failed on it
