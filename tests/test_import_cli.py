@@ -281,3 +281,18 @@ def test_profile_rm_yes_skips_the_question_and_typos_are_caught(cli, data_dir) -
     assert typo.exit_code == 1 and "did you mean 'dave'?" in typo.stderr
     assert cli("profile", "rm", "--yes", "dave").exit_code == 0
     assert "dave" not in cli("profile", "list").stdout
+
+
+def test_terminal_escapes_in_a_file_never_reach_the_terminal(
+    cli, library_store, tmp_path
+) -> None:
+    path = tmp_path / "evil.bib"
+    path.write_text(
+        "@misc{a\x1b[2Jb, title = {Red \x1b[31malert\x1b[0m paper}}\n"
+        "@misc{c\x1b]0;pwned\x07d, author = {Nobody}}\n",
+        encoding="utf-8",
+    )
+    result = cli("import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "Red [31malert[0m paper" in star_titles(cli)

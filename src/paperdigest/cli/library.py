@@ -19,6 +19,7 @@ from paperdigest.cli.common import (
     resolve_profile,
 )
 from paperdigest.errors import PaperdigestError
+from paperdigest.library.entry import CONTROL
 from paperdigest.library_import import ImportSummary, import_library, read_library_file
 
 SKIPPED_SHOWN = 20
@@ -76,7 +77,8 @@ def _print_summary(summary: ImportSummary) -> None:
     if summary.skipped:
         err.print(f"Skipped {len(summary.skipped)}:", markup=False, soft_wrap=True)
         for problem in summary.skipped[:SKIPPED_SHOWN]:
-            err.print(f"  {problem}", markup=False, soft_wrap=True)
+            # Keys and lines come from the file: no terminal escapes from them.
+            err.print(f"  {CONTROL.sub('?', str(problem))}", markup=False, soft_wrap=True)
         if len(summary.skipped) > SKIPPED_SHOWN:
             err.print(f"  … and {len(summary.skipped) - SKIPPED_SHOWN} more (--json lists "
                       "them all)", markup=False, soft_wrap=True)

@@ -26,6 +26,8 @@ _ARXIV_IN_TEXT = re.compile(
 )
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}]+)", re.IGNORECASE)
 _DATE = re.compile(r"(?P<y>\d{4})(?:[-/](?P<m>\d{1,2})(?:[-/](?P<d>\d{1,2}))?)?")
+# Control characters (an ESC starts a terminal escape sequence); white space is kept.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _TAG = re.compile(r"</?[a-z][a-z0-9:-]*(?:\s[^>]*)?/?>", re.IGNORECASE)
 # An imported paper without any date is old news, not today's: list it long ago so it is
 # never a "new" candidate in anyone's digest.
@@ -79,7 +81,7 @@ def plain(text: object) -> str:
         return ""
     if _TAG.search(text) or "&" in text:
         text = Markup(text).striptags()
-    return clean(text)
+    return clean(CONTROL.sub("", text))
 
 
 def first_name_first(name: str) -> str:
