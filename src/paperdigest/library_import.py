@@ -58,7 +58,8 @@ def read_library_file(path: Path) -> LibraryFile:
             return LibraryFile("too large", problems=[Problem(name, "larger than 512 MiB")])
         data = path.read_bytes()
     except OSError as exc:
-        return LibraryFile("unreadable", problems=[Problem(name, f"cannot read: {exc.strerror}")])
+        problem = Problem(name, f"cannot read: {exc.strerror or exc}")
+        return LibraryFile("unreadable", problems=[problem])
     return parse_library(data, name)
 
 

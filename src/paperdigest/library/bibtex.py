@@ -26,7 +26,6 @@ logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
 logging.getLogger("bibtexparser").propagate = False
 
 _KEY = re.compile(r"@\s*\w+\s*[{(]\s*([^,\s]+)\s*,")
-_ARXIV_TYPES = {"arxiv"}
 # Fields that are prose. URLs, DOIs and file paths are not LaTeX: decoding would read the
 # `%` of `%20` as a comment and `~` as a space.
 _PROSE = {"title", "author", "editor", "abstract", "journal", "journaltitle", "booktitle",
@@ -144,7 +143,7 @@ def _entry(block: Entry, name: str) -> LibraryEntry | Problem:
         url=_text(fields, "url"),
         published=published,
         # An eprint without a type is usually arXiv's (Google Scholar, older Zotero).
-        arxiv_id=eprint if eprint and eprint_type in ("", *_ARXIV_TYPES) else None,
+        arxiv_id=eprint if eprint and eprint_type in ("", "arxiv") else None,
         id_texts=[
             _text(fields, key)
             for key in ("journal", "journaltitle", "note", "number", "howpublished",
