@@ -12,8 +12,8 @@ from paperdigest.library_import import import_library, read_library_file
 from paperdigest.store import DB_NAME, Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "library"
-EXPORTS = ["better-biblatex.bib", "zotero.bib", "google-scholar.bib", "zotero.csv",
-           "better-csl.json", "zotero.ris"]
+EXPORTS = ["better-biblatex.bib", "better-bibtex.bib", "zotero.bib", "google-scholar.bib",
+           "zotero.csv", "better-csl.json", "zotero.ris"]
 
 
 def dump(data_dir: Path) -> list[str]:

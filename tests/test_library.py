@@ -25,6 +25,7 @@ def by_title(entries: list[LibraryEntry]) -> dict[str, LibraryEntry]:
     ("name", "expected"),
     [
         ("better-biblatex.bib", Format.BIBTEX),
+        ("better-bibtex.bib", Format.BIBTEX),
         ("zotero.bib", Format.BIBTEX),
         ("google-scholar.bib", Format.BIBTEX),
         ("zotero.csv", Format.CSV),
@@ -56,6 +57,18 @@ def test_better_biblatex_decodes_braces_dates_and_eprints() -> None:
     sensor = library.entries[2]
     assert sensor.arxiv_id == "2503.11731"  # eprint = {2503.11731v2}, version dropped
     assert sensor.published == date(2025, 3, 1)  # date = {2025-03}
+    assert library.problems == []
+
+
+def test_better_bibtex_archiveprefix_months_and_double_braces() -> None:
+    library = read("better-bibtex.bib")
+    dsnot, esam, deal = library.entries
+    assert dsnot.arxiv_id == "2310.08915" and dsnot.published == date(2024, 2, 1)
+    assert dsnot.authors[-1] == "Rongrong Ji"
+    assert esam.title == "E-SAM: Training-Free Segment Every Entity Model"
+    assert esam.arxiv_id == "2503.12094"
+    assert deal.title == "Deal or No Deal? End-to-End Learning of Negotiation Dialogues"
+    assert (deal.arxiv_id, deal.doi) == (None, "10.18653/v1/d17-1259")
     assert library.problems == []
 
 
