@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from paperdigest.library_import import import_library, read_library_file
+from paperdigest.models import PaperRecord
 from paperdigest.store import DB_NAME, Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "library"
@@ -296,3 +297,18 @@ def test_terminal_escapes_in_a_file_never_reach_the_terminal(
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output
     assert "Red [31malert[0m paper" in star_titles(cli)
+
+
+def test_a_doi_matches_whatever_its_case(cli, library_store, tmp_path) -> None:
+    # arXiv's Atom feed gives DOIs as publishers write them; DOIs ignore case.
+    with Store.open(library_store) as store:
+        store.ingest([PaperRecord(
+            title="Cosmological constraints from the SDSS luminous red galaxies",
+            abstract="We measure the large-scale real-space power spectrum.",
+            arxiv_id="astro-ph/0608632", doi="10.1103/PhysRevD.74.123507",
+        )])
+    path = tmp_path / "dois.txt"
+    path.write_text("https://doi.org/10.1103/physrevd.74.123507\n")
+    summary = run_import(cli, str(path))
+    assert (summary["matched"], summary["starred"]) == (1, 1)
+    assert star_titles(cli) == {"Cosmological constraints from the SDSS luminous red galaxies"}

@@ -189,10 +189,10 @@ MIGRATIONS: list[str] = [
     );
     """,
     # Library import and profiles (issue 14): an index to match imported entries by DOI
-    # (the column came with issue 11), and profiles created by name before they have any
-    # stars.
+    # (the column came with issue 11; DOIs ignore case, so the index is on its lower case),
+    # and profiles created by name before they have any stars.
     """
-    CREATE INDEX papers_doi ON papers(doi);
+    CREATE INDEX papers_doi_lower ON papers(lower(doi));
     CREATE TABLE profiles (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
     """,
 ]
@@ -774,15 +774,18 @@ class Store:
     def match_keys(
         self, arxiv_ids: Iterable[str], dois: Iterable[str], titles: Iterable[str]
     ) -> list[tuple[int, str | None, str | None, str]]:
-        """(pk, arxiv_id, doi, norm_title) of every paper with one of these keys."""
+        """(pk, arxiv_id, DOI in lower case, norm_title) of every paper with one of these
+        keys; `dois` match whatever their case."""
         rows: dict[int, tuple[int, str | None, str | None, str]] = {}
-        for column, values in (("arxiv_id", arxiv_ids), ("doi", dois), ("norm_title", titles)):
+        keys = (("arxiv_id", arxiv_ids), ("lower(doi)", (d.lower() for d in dois)),
+                ("norm_title", titles))
+        for column, values in keys:
             wanted = sorted(set(values))
             if not wanted:
                 continue
             # json_each: one parameter however many keys; the IN still uses the index.
             for row in self.conn.execute(
-                "SELECT pk, arxiv_id, doi, norm_title FROM papers "
+                "SELECT pk, arxiv_id, lower(doi), norm_title FROM papers "
                 f"WHERE {column} IN (SELECT value FROM json_each(?)) ORDER BY pk",
                 (json.dumps(wanted),),
             ):
