@@ -312,3 +312,22 @@ def test_a_doi_matches_whatever_its_case(cli, library_store, tmp_path) -> None:
     summary = run_import(cli, str(path))
     assert (summary["matched"], summary["starred"]) == (1, 1)
     assert star_titles(cli) == {"Cosmological constraints from the SDSS luminous red galaxies"}
+
+
+def test_profile_removal_reaches_tables_added_later(data_dir) -> None:
+    # Follow/mute rules and the like come from other features: any table with a
+    # `profile` column, or pointing at the profile's digests, is the profile's.
+    with Store.open(data_dir) as store:
+        store.conn.executescript(
+            "CREATE TABLE rules (profile TEXT NOT NULL, kind TEXT NOT NULL);"
+            "CREATE TABLE copies (digest_id INTEGER NOT NULL REFERENCES digests(id));"
+            "INSERT INTO rules VALUES ('erin', 'follow'), ('default', 'mute');"
+            "INSERT INTO digests(id, profile, digest_date, status, created_at) VALUES "
+            "(7, 'erin', '2026-01-05', 'sent', '2026-01-05T07:00:00');"
+            "INSERT INTO copies VALUES (7);"
+        )
+        store.add_profile("erin")
+        deleted = store.remove_profile("erin")
+        assert deleted["rules"] == deleted["copies"] == deleted["digests"] == 1
+        assert store.conn.execute("SELECT profile FROM rules").fetchall() == [("default",)]
+        assert "erin" not in store.profiles()

@@ -742,15 +742,11 @@ class Store:
         """Delete everything a profile owns; rows deleted per table.
 
         Every table with a `profile` column is the profile's (stars, dismissals, digests,
-        and any later per-profile table such as follow or mute rules), so none is missed.
+        and any later per-profile table such as follow or mute rules), and so are the rows
+        of any table that points at one of its digests (digest_items), so none is missed.
         """
         deleted: dict[str, int] = {}
         with self.transaction() as conn:
-            deleted["digest_items"] = conn.execute(
-                "DELETE FROM digest_items WHERE digest_id IN "
-                "(SELECT id FROM digests WHERE profile = ?)",
-                (name,),
-            ).rowcount
             tables = [
                 row[0]
                 for row in conn.execute(
@@ -758,12 +754,23 @@ class Store:
                     "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
                 )
             ]
+            owned = []
             for table in tables:
-                columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
-                if "profile" in columns:
-                    deleted[table] = conn.execute(
-                        f'DELETE FROM "{table}" WHERE profile = ?', (name,)
-                    ).rowcount
+                for key in conn.execute(f'PRAGMA foreign_key_list("{table}")'):
+                    if key["table"] == "digests":
+                        deleted[table] = conn.execute(
+                            f'DELETE FROM "{table}" WHERE "{key["from"]}" IN '
+                            "(SELECT id FROM digests WHERE profile = ?)",
+                            (name,),
+                        ).rowcount
+                if any(row[1] == "profile" for row in conn.execute(
+                    f'PRAGMA table_info("{table}")'
+                )):
+                    owned.append(table)
+            for table in owned:
+                deleted[table] = conn.execute(
+                    f'DELETE FROM "{table}" WHERE profile = ?', (name,)
+                ).rowcount
             deleted["profiles"] = conn.execute(
                 "DELETE FROM profiles WHERE name = ?", (name,)
             ).rowcount
