@@ -329,5 +329,5 @@ def test_profile_removal_reaches_tables_added_later(data_dir) -> None:
         store.add_profile("erin")
         deleted = store.remove_profile("erin")
         assert deleted["rules"] == deleted["copies"] == deleted["digests"] == 1
-        assert store.conn.execute("SELECT profile FROM rules").fetchall() == [("default",)]
+        assert [r[0] for r in store.conn.execute("SELECT profile FROM rules")] == ["default"]
         assert "erin" not in store.profiles()
