@@ -178,7 +178,7 @@ def test_issue_examples_latex_braces_and_accents() -> None:
     assert merged[0].arxiv_id == "1706.05125"
     assert merged[0].abstract == "A longer abstract."
     assert [str(p) for p in problems] == [
-        "mine.bib: entry dup2 (line 8): same paper as mine.bib: entry dup1 (line 1); merged"
+        "mine.bib: entry dup2 (line 8): same paper as mine.bib: entry dup1 (line 1)"
     ]
 
 

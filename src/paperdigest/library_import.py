@@ -24,7 +24,8 @@ MATCH_CHUNK = 500
 class ImportSummary:
     """What an import did (or, in a dry run, would do).
 
-    matched + added + skipped == read, and starred + already_starred == matched + added.
+    matched + added + duplicates + skipped == read, and
+    starred + already_starred == matched + added.
     """
 
     profile: str
@@ -35,6 +36,8 @@ class ImportSummary:
     added: int = 0
     starred: int = 0
     already_starred: int = 0
+    # The same paper again (under another key, in another file): merged, starred once.
+    duplicates: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
@@ -47,6 +50,7 @@ class ImportSummary:
             "added": self.added,
             "starred": self.starred,
             "already_starred": self.already_starred,
+            "duplicates": [{"where": p.where, "reason": p.message} for p in self.duplicates],
             "skipped": [{"where": p.where, "reason": p.message} for p in self.skipped],
         }
 
@@ -126,7 +130,7 @@ def import_library(
         summary.skipped.extend(library.problems)
     summary.read = len(entries) + len(summary.skipped)
     entries, merged = merge_duplicates(entries)
-    summary.skipped.extend(merged)
+    summary.duplicates.extend(merged)
     advance(len(merged) * 2)
 
     pks = _match_all(store, entries, advance)
@@ -151,7 +155,9 @@ def import_library(
         if pk is not None:
             if pk in chosen:
                 # Entries the file keeps apart (one by title, one by DOI) name one paper.
-                summary.skipped.append(Problem(entry.where, f"same paper as {chosen[pk].where}"))
+                summary.duplicates.append(
+                    Problem(entry.where, f"same paper as {chosen[pk].where}")
+                )
                 continue
             chosen[pk] = entry
             if entry.doi:

@@ -84,9 +84,9 @@ def _print_summary(summary: ImportSummary) -> None:
                       "them all)", markup=False, soft_wrap=True)
     would = "would be " if summary.dry_run else ""
     out.print(
-        f"{summary.read} read: {summary.matched} matched, {summary.added} {would}added, "
-        f"{summary.starred} {would}starred, {summary.already_starred} already starred, "
-        f"{len(summary.skipped)} skipped.",
+        f"{summary.read} entries read: {summary.matched} matched, {summary.added} {would}added, "
+        f"{len(summary.duplicates)} duplicates, {len(summary.skipped)} skipped; "
+        f"{summary.starred} {would}starred, {summary.already_starred} already starred.",
         markup=False,
         soft_wrap=True,
     )

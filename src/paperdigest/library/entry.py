@@ -193,7 +193,7 @@ def merge_duplicates(entries: list[LibraryEntry]) -> tuple[list[LibraryEntry], l
                 kept.append(entry)
             else:
                 kept[position] = _fill(first, entry)
-                problems.append(Problem(entry.where, f"same paper as {first.where}; merged"))
+                problems.append(Problem(entry.where, f"same paper as {first.where}"))
         for key in _keys(kept[position]):
             index.setdefault(key, position)
     return kept, problems
