@@ -182,6 +182,14 @@ def test_issue_examples_latex_braces_and_accents() -> None:
     ]
 
 
+def test_of_two_spellings_of_a_title_the_capitalised_one_is_kept() -> None:
+    scholar = LibraryEntry("a", title="Deal or no deal? end-to-end learning", arxiv_id="1706.05125")
+    zotero = LibraryEntry("b", title="Deal or No Deal? End-to-End Learning", abstract="Text.")
+    (merged,), _ = merge_duplicates([scholar, zotero])
+    assert merged.title == "Deal or No Deal? End-to-End Learning"
+    assert (merged.arxiv_id, merged.abstract) == ("1706.05125", "Text.")
+
+
 def test_same_title_different_arxiv_ids_stay_two_papers() -> None:
     a = LibraryEntry("a", title="Introduction", arxiv_id="2501.00001")
     b = LibraryEntry("b", title="Introduction", arxiv_id="2501.00002")

@@ -209,10 +209,18 @@ def _conflicting_ids(a: LibraryEntry, b: LibraryEntry) -> bool:
     return bool(a.arxiv_id and b.arxiv_id and a.arxiv_id != b.arxiv_id)
 
 
+def _better_title(first: str, other: str) -> str:
+    # Google Scholar lower-cases titles ("Deal or no deal? end-to-end learning"): of two
+    # spellings of one title, keep the one with its capitals.
+    if first and normalise_title(first) == normalise_title(other):
+        return max(first, other, key=lambda t: sum(c.isupper() for c in t))
+    return first or other
+
+
 def _fill(first: LibraryEntry, other: LibraryEntry) -> LibraryEntry:
     return replace(
         first,
-        title=first.title or other.title,
+        title=_better_title(first.title, other.title),
         abstract=first.abstract if len(first.abstract) >= len(other.abstract) else other.abstract,
         authors=first.authors or other.authors,
         arxiv_id=first.arxiv_id or other.arxiv_id,
