@@ -233,3 +233,10 @@ def test_only_prose_is_latex_decoded_and_undecodable_text_is_kept() -> None:
     assert entry.url == "https://example.org/a%20b~c"  # not a LaTeX comment and a space
     assert entry.abstract == "We get 50% more for $5 and less."
     assert entry.title == r"Code at \href{https://github.com/x}"  # the decoder failed on it
+
+
+def test_reading_bibtex_reports_each_entry_for_the_progress_bar() -> None:
+    seen: list[None] = []
+    library = parse_library((FIXTURES / "better-biblatex.bib").read_bytes(), "b.bib",
+                            on_entry=lambda: seen.append(None))
+    assert len(seen) == len(library.entries) == 5

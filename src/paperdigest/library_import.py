@@ -55,7 +55,7 @@ class ImportSummary:
         }
 
 
-def read_library_file(path: Path) -> LibraryFile:
+def read_library_file(path: Path, on_entry: Callable[[], None] | None = None) -> LibraryFile:
     name = str(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -64,7 +64,7 @@ def read_library_file(path: Path) -> LibraryFile:
     except OSError as exc:
         problem = Problem(name, f"cannot read: {exc.strerror or exc}")
         return LibraryFile("unreadable", problems=[problem])
-    return parse_library(data, name)
+    return parse_library(data, name, on_entry)
 
 
 class _Matcher:

@@ -51,11 +51,19 @@ def import_(
     if missing:
         raise PaperdigestError(f"no such file: {', '.join(missing)}")
     context = app_context(ctx)
-    files = [(str(path), read_library_file(path)) for path in paths]
-    total = sum(len(library.entries) for _, library in files)
     with context.store() as store:
         name = resolve_profile(context, store, profile)
         with progress() as bar:
+            files = []
+            for path in paths:
+                # Reading a BibTeX file (LaTeX decoding) takes most of the time: count its
+                # entries as they are decoded.
+                reading = bar.add_task(f"Reading {path.name}", total=None)
+                files.append((str(path), read_library_file(
+                    path, on_entry=lambda task=reading: bar.advance(task)
+                )))
+                bar.remove_task(reading)
+            total = sum(len(library.entries) for _, library in files)
             task = bar.add_task("Importing", total=2 * total)
             summary = import_library(
                 store, name, files, dry_run=dry_run,

@@ -41,14 +41,23 @@ def decode_library(data: bytes) -> str | None:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def parse_library(data: bytes, name: str) -> LibraryFile:
-    """Every entry of one export file, with what could not be read."""
+def parse_library(
+    data: bytes, name: str, on_entry: Callable[[], None] | None = None
+) -> LibraryFile:
+    """Every entry of one export file, with what could not be read.
+
+    `on_entry()`, if given, is called as BibTeX entries are decoded (the slow format).
+    """
     text = decode_library(data)
     if text is None:
         return LibraryFile("binary", problems=[Problem(name, "a binary file, not a library")])
     if not text.strip():
         return LibraryFile("empty", problems=[Problem(name, "the file is empty")])
-    found = _PARSERS[detect_format(text)](text, name)
+    kind = detect_format(text)
+    if kind == Format.BIBTEX:
+        found = parse_bibtex(text, name, on_entry)
+    else:
+        found = _PARSERS[kind](text, name)
     if not found.entries and found.format == Format.ID_LIST and len(found.problems) > 3:
         # Nothing on any line: not a list of ids gone wrong but some other kind of file.
         return LibraryFile(found.format, problems=[Problem(

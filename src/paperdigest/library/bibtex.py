@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 import bibtexparser
 from bibtexparser import middlewares
@@ -38,13 +39,20 @@ class _ProseLatexDecoding(middlewares.LatexDecodingMiddleware):
 
     Decoding costs ~8 ms per abstract, so values without any LaTeX markup (most of them)
     skip it. A value the decoder chokes on is kept as written rather than losing the entry.
+    It is the slow step of reading a file, so it reports each entry done.
     """
+
+    def __init__(self, on_entry: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.on_entry = on_entry
 
     def transform_entry(self, entry: Entry, library: Library) -> Entry:
         other = [f for f in entry.fields if f.key.lower() not in _PROSE]
         entry.fields = [f for f in entry.fields if f.key.lower() in _PROSE]
         super().transform_entry(entry, library)
         entry.fields = entry.fields + other
+        if self.on_entry is not None:
+            self.on_entry()
         return entry
 
     def _transform_python_value_string(self, python_string: str) -> tuple[str, str]:
@@ -53,12 +61,12 @@ class _ProseLatexDecoding(middlewares.LatexDecodingMiddleware):
         return super()._transform_python_value_string(python_string)[0], ""
 
 
-def _parse_stack() -> list[middlewares.Middleware]:
+def _parse_stack(on_entry: Callable[[], None] | None = None) -> list[middlewares.Middleware]:
     return [
         *middlewares.default_parse_stack(),
         # Decode LaTeX before splitting names: a braced {Google Research} is one author,
         # and J\'{e}r\'{e}mie must reach the name splitter as Jérémie.
-        _ProseLatexDecoding(),
+        _ProseLatexDecoding(on_entry),
         middlewares.MonthIntMiddleware(True),
         middlewares.SeparateCoAuthors(),
         middlewares.SplitNameParts(),
@@ -66,8 +74,8 @@ def _parse_stack() -> list[middlewares.Middleware]:
     ]
 
 
-def parse_bibtex(text: str, name: str) -> LibraryFile:
-    library = bibtexparser.parse_string(text, parse_stack=_parse_stack())
+def parse_bibtex(text: str, name: str, on_entry: Callable[[], None] | None = None) -> LibraryFile:
+    library = bibtexparser.parse_string(text, parse_stack=_parse_stack(on_entry))
     entries: list[LibraryEntry] = []
     problems: list[Problem] = []
     for block in library.blocks:
