@@ -796,7 +796,7 @@ class Store:
                 f"WHERE {column} IN (SELECT value FROM json_each(?)) ORDER BY pk",
                 (json.dumps(wanted),),
             ):
-                rows[row[0]] = (row[0], row[1], row[2], row[3])
+                rows[row[0]] = tuple(row)
         return [rows[pk] for pk in sorted(rows)]
 
     def fill_dois(self, dois: dict[int, str]) -> int:

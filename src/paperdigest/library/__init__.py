@@ -18,8 +18,8 @@ from paperdigest.library.ris import parse_ris
 from paperdigest.library.zotero_csv import parse_zotero_csv
 from paperdigest.models import Problem
 
+# BibTeX is read by `parse_bibtex`, which also reports progress.
 _PARSERS: dict[Format, Callable[[str, str], LibraryFile]] = {
-    Format.BIBTEX: parse_bibtex,
     Format.RIS: parse_ris,
     Format.CSL_JSON: parse_csl_json,
     Format.CSV: parse_zotero_csv,
@@ -54,10 +54,9 @@ def parse_library(
     if not text.strip():
         return LibraryFile("empty", problems=[Problem(name, "the file is empty")])
     kind = detect_format(text)
-    if kind == Format.BIBTEX:
-        found = parse_bibtex(text, name, on_entry)
-    else:
-        found = _PARSERS[kind](text, name)
+    found = parse_bibtex(text, name, on_entry) if kind == Format.BIBTEX else _PARSERS[kind](
+        text, name
+    )
     if not found.entries and found.format == Format.ID_LIST and len(found.problems) > 3:
         # Nothing on any line: not a list of ids gone wrong but some other kind of file.
         return LibraryFile(found.format, problems=[Problem(

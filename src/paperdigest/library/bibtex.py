@@ -117,8 +117,7 @@ def _failure(block: ParsingFailedBlock, name: str) -> Problem:
         reason = f"cannot be parsed: {error}"
     else:
         reason = "cannot be parsed (a brace or quote not closed?)"
-    return Problem(_where(name, match.group(1) if match else None, block.start_line),
-                   f"{reason}")
+    return Problem(_where(name, match.group(1) if match else None, block.start_line), reason)
 
 
 def _text(fields: dict[str, object], *names: str) -> str:
