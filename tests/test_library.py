@@ -240,3 +240,44 @@ def test_reading_bibtex_reports_each_entry_for_the_progress_bar() -> None:
     library = parse_library((FIXTURES / "better-biblatex.bib").read_bytes(), "b.bib",
                             on_entry=lambda: seen.append(None))
     assert len(seen) == len(library.entries) == 5
+
+
+def test_arxiv_ids_where_dblp_semantic_scholar_mendeley_and_arxiv_put_them() -> None:
+    text = r"""@article{DBLP:journals/corr/VaswaniSPUJGKP17,
+  author = {Ashish Vaswani and Noam Shazeer},
+  title = {Attention Is All You Need},
+  journal = {CoRR},
+  volume = {abs/1706.03762},
+  year = {2017},
+  url = {http://arxiv.org/abs/1706.03762},
+  eprinttype = {arXiv},
+}
+@Article{Lewis2017DealON,
+ author = {M. Lewis and Denis Yarats},
+ journal = {ArXiv},
+ title = {Deal or No Deal? End-to-End Learning for Negotiation Dialogues},
+ volume = {abs/1706.05125},
+ year = {2017}
+}
+@article{Cai2019,
+archivePrefix = {arXiv},
+arxivId = {1908.09791},
+author = {Cai, Han and Han, Song},
+title = {{Once-for-All: Train One Network and Specialize it for Efficient Deployment}},
+year = {2019}
+}
+@misc{oord2016wavenet,
+      title={WaveNet: A Generative Model for Raw Audio},
+      author={Aaron van den Oord and Sander Dieleman},
+      year={2016},
+      eprint={1609.03499},
+      archivePrefix={arXiv},
+      primaryClass={cs.SD},
+      url={https://arxiv.org/abs/1609.03499},
+}
+"""
+    library = parse_library(text.encode(), "mixed.bib")
+    assert [e.arxiv_id for e in library.entries] == [
+        "1706.03762", "1706.05125", "1908.09791", "1609.03499"
+    ]
+    assert library.entries[3].authors == ("Aaron van den Oord", "Sander Dieleman")

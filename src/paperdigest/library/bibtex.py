@@ -134,7 +134,7 @@ def _entry(block: Entry, name: str) -> LibraryEntry | Problem:
     fields = {f.key.lower(): f.value for f in block.fields}
     where = _where(name, block.key, block.start_line)
     eprint_type = _text(fields, "eprinttype", "archiveprefix").lower()
-    eprint = _text(fields, "eprint")
+    eprint = _text(fields, "eprint", "arxivid")  # Mendeley writes arxivId
     authors = fields.get("author")
     year = _text(fields, "year")
     month = fields.get("month")
@@ -154,6 +154,6 @@ def _entry(block: Entry, name: str) -> LibraryEntry | Problem:
         id_texts=[
             _text(fields, key)
             for key in ("journal", "journaltitle", "note", "number", "howpublished",
-                        "eprint", "extra", "annote", "publisher")
+                        "eprint", "extra", "annote", "publisher", "volume")
         ],
     )

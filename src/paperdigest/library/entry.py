@@ -18,9 +18,10 @@ from paperdigest.models import PaperRecord, Problem
 from paperdigest.parsers.text import clean
 
 # "arXiv:1706.03762", "arXiv preprint arXiv:1706.03762v5", "arXiv: hep-th/9901001",
-# "arxiv.org/abs/1706.03762", "arxiv.org/pdf/1706.03762v2.pdf", DOI "10.48550/arXiv.1706.03762".
+# "arxiv.org/abs/1706.03762", "arxiv.org/pdf/1706.03762v2.pdf", DOI "10.48550/arXiv.1706.03762",
+# and DBLP's and Semantic Scholar's `journal = {CoRR}, volume = {abs/1706.03762}`.
 _ARXIV_IN_TEXT = re.compile(
-    r"(?:arxiv\.org/(?:abs|pdf)/|arxiv[:.]\s*|arxiv\s+)"
+    r"(?:arxiv\.org/(?:abs|pdf)/|arxiv[:.]\s*|arxiv\s+|^abs/)"
     r"(?P<id>\d{4}\.\d{4,5}(?:v\d+)?|[a-z\-]+(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?)",
     re.IGNORECASE,
 )
