@@ -281,3 +281,9 @@ year = {2019}
         "1706.03762", "1706.05125", "1908.09791", "1609.03499"
     ]
     assert library.entries[3].authors == ("Aaron van den Oord", "Sander Dieleman")
+
+
+def test_a_bare_percent_sign_does_not_cut_an_abstract() -> None:
+    text = "@article{m, title = {T}, abstract = {Accuracy rises by 5% on \\emph{all} tasks.}}"
+    (entry,) = parse_library(text.encode(), "mendeley.bib").entries
+    assert entry.abstract == "Accuracy rises by 5% on all tasks."

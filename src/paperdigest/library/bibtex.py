@@ -32,6 +32,7 @@ _KEY = re.compile(r"@\s*\w+\s*[{(]\s*([^,\s]+)\s*,")
 _PROSE = {"title", "author", "editor", "abstract", "journal", "journaltitle", "booktitle",
           "note", "annote", "annotation", "howpublished", "publisher", "number", "extra"}
 _LATEX_MARKUP = re.compile(r"[\\{}$~%&^_#]|--|``|''")
+_BARE_PERCENT = re.compile(r"(?<!\\)%")
 
 
 class _ProseLatexDecoding(middlewares.LatexDecodingMiddleware):
@@ -58,7 +59,11 @@ class _ProseLatexDecoding(middlewares.LatexDecodingMiddleware):
     def _transform_python_value_string(self, python_string: str) -> tuple[str, str]:
         if not _LATEX_MARKUP.search(python_string):
             return python_string, ""
-        return super()._transform_python_value_string(python_string)[0], ""
+        # A bare % in a field ("by 5% on", as Mendeley writes abstracts) is a percent sign,
+        # not a LaTeX comment that would swallow the rest of the line.
+        escaped = _BARE_PERCENT.sub(r"\\%", python_string)
+        decoded, error = super()._transform_python_value_string(escaped)
+        return (python_string if error else decoded), ""
 
 
 def _parse_stack(on_entry: Callable[[], None] | None = None) -> list[middlewares.Middleware]:
