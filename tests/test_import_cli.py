@@ -262,6 +262,8 @@ def test_profile_rm_asks_first_then_deletes_everything_the_profile_owns(
     kept = cli("profile", "rm", "carol", input="n\n")
     assert kept.exit_code == 1 and "nothing deleted" in kept.stderr
     assert "1 stars, 1 dismissals" in kept.stderr
+    no_answer = cli("profile", "rm", "carol", input="")  # stdin closed: not a yes
+    assert no_answer.exit_code == 1 and "Error: nothing deleted" in no_answer.stderr
     assert len(star_titles(cli, "--profile", "carol")) == 1
 
     gone = cli("profile", "rm", "carol", input="y\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import click
 import typer
 from rich.table import Table
 
@@ -76,6 +77,14 @@ def add_profile(ctx: typer.Context, name: NameArgument) -> None:
               f"{name} FILE`.", markup=False, soft_wrap=True)
 
 
+def _confirmed(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except (click.Abort, typer.Abort):  # no answer at all (stdin closed): not a yes
+        err.print("", markup=False)
+        return False
+
+
 @profile_app.command("rm")
 @clean_errors
 def remove_profile(
@@ -88,11 +97,9 @@ def remove_profile(
     with context.store() as store:
         name = resolve_profile(context, store, name)
         stars, dismissals = store.count_marks(name)
-        if not yes and not typer.confirm(
+        if not yes and not _confirmed(
             f"Delete profile {name!r} with its {stars} stars, {dismissals} dismissals, "
-            "rules and digest history?",
-            default=False,
-            err=True,
+            "rules and digest history?"
         ):
             raise PaperdigestError("nothing deleted")
         store.remove_profile(name)
