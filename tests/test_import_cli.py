@@ -337,3 +337,17 @@ def test_profile_removal_reaches_tables_added_later(data_dir) -> None:
         assert deleted["rules"] == deleted["copies"] == deleted["digests"] == 1
         assert [r[0] for r in store.conn.execute("SELECT profile FROM rules")] == ["default"]
         assert "erin" not in store.profiles()
+
+
+def test_an_undated_library_paper_is_never_new_today(cli, data_dir, tmp_path) -> None:
+    path = tmp_path / "undated.bib"
+    path.write_text("@misc{x, title = {Notes on Sparse Training Without a Date}}\n")
+    assert run_import(cli, str(path))["added"] == 1
+    cli("profile", "add", "bob")
+    newest = json.loads(cli("recommend", "--profile", "bob", "--json", "-n", "50").stdout)
+    assert "Notes on Sparse Training Without a Date" not in {p["title"] for p in newest}
+    with Store.open(data_dir) as store:
+        listed = store.conn.execute(
+            "SELECT listed FROM papers WHERE title LIKE 'Notes on Sparse%'"
+        ).fetchone()[0]
+    assert listed == "1970-01-01"
