@@ -167,6 +167,7 @@ def test_muted_authors_leave_the_newest_papers_too(cli, with_new_papers):
 def test_rules_are_listed_kept_per_profile_and_named_in_any_spelling(cli, data_dir):
     cli("follow", "author", "Yann LeCun")
     cli("mute", "keyword", "GANs")
+    cli("profile", "add", "bob")
     cli("follow", "keyword", "world models", "--profile", "bob")
 
     again = cli("follow", "author", "Y. LeCun")

@@ -248,6 +248,8 @@ def test_profile_rm_asks_first_then_deletes_everything_the_profile_owns(
     cli("profile", "add", "carol")
     cli("star", "--profile", "carol", "Once-for-All: Train One Network")
     cli("dismiss", "--profile", "carol", "The Unreasonable Effectiveness of Random Pruning")
+    assert cli("follow", "author", "Yann LeCun", "--profile", "carol").exit_code == 0
+    cli("follow", "author", "Yann LeCun")  # the default profile's own rule stays
     cli("star", "Once-for-All: Train One Network")  # the default profile's own star stays
     with Store.open(data_dir) as store:
         pk = store.conn.execute("SELECT pk FROM papers LIMIT 1").fetchone()[0]
@@ -269,7 +271,7 @@ def test_profile_rm_asks_first_then_deletes_everything_the_profile_owns(
     gone = cli("profile", "rm", "carol", input="y\n")
     assert gone.exit_code == 0, gone.output
     with Store.open(data_dir) as store:
-        for table in ("stars", "dismissals", "digests"):
+        for table in ("stars", "dismissals", "digests", "rules"):
             count = store.conn.execute(
                 f"SELECT count(*) FROM {table} WHERE profile = 'carol'"
             ).fetchone()[0]
@@ -280,6 +282,7 @@ def test_profile_rm_asks_first_then_deletes_everything_the_profile_owns(
     assert "carol" not in {r["name"] for r in json.loads(cli("profile", "list", "--json").stdout)}
     assert cli("stars", "--profile", "carol").exit_code == 1
     assert len(star_titles(cli)) == 1
+    assert len(json.loads(cli("follows", "--json").stdout)) == 1
 
 
 def test_profile_rm_yes_skips_the_question_and_typos_are_caught(cli, data_dir) -> None:
@@ -321,21 +324,21 @@ def test_a_doi_matches_whatever_its_case(cli, library_store, tmp_path) -> None:
 
 
 def test_profile_removal_reaches_tables_added_later(data_dir) -> None:
-    # Follow/mute rules and the like come from other features: any table with a
-    # `profile` column, or pointing at the profile's digests, is the profile's.
+    # Per-profile tables come with other features: any table with a `profile` column,
+    # or pointing at the profile's digests, is the profile's.
     with Store.open(data_dir) as store:
         store.conn.executescript(
-            "CREATE TABLE rules (profile TEXT NOT NULL, kind TEXT NOT NULL);"
+            "CREATE TABLE notes (profile TEXT NOT NULL, kind TEXT NOT NULL);"
             "CREATE TABLE copies (digest_id INTEGER NOT NULL REFERENCES digests(id));"
-            "INSERT INTO rules VALUES ('erin', 'follow'), ('default', 'mute');"
+            "INSERT INTO notes VALUES ('erin', 'follow'), ('default', 'mute');"
             "INSERT INTO digests(id, profile, digest_date, status, created_at) VALUES "
             "(7, 'erin', '2026-01-05', 'sent', '2026-01-05T07:00:00');"
             "INSERT INTO copies VALUES (7);"
         )
         store.add_profile("erin")
         deleted = store.remove_profile("erin")
-        assert deleted["rules"] == deleted["copies"] == deleted["digests"] == 1
-        assert [r[0] for r in store.conn.execute("SELECT profile FROM rules")] == ["default"]
+        assert deleted["notes"] == deleted["copies"] == deleted["digests"] == 1
+        assert [r[0] for r in store.conn.execute("SELECT profile FROM notes")] == ["default"]
         assert "erin" not in store.profiles()
 
 

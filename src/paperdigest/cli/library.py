@@ -35,6 +35,7 @@ def import_(
             help="Library exports: BibTeX/BibLaTeX, RIS, CSL-JSON, Zotero CSV, or one arXiv "
             "id, arXiv URL or DOI per line. The format is read from the content.",
             show_default=False,
+            metavar="FILE",
         ),
     ],
     profile: ProfileOption = "default",

@@ -30,7 +30,9 @@ profile_app = typer.Typer(
 )
 app.add_typer(profile_app, name="profile")
 
-NameArgument = Annotated[str, typer.Argument(help="The profile's name.", show_default=False)]
+NameArgument = Annotated[
+    str, typer.Argument(help="The profile's name.", metavar="NAME", show_default=False)
+]
 
 
 @profile_app.command("list")
