@@ -175,6 +175,7 @@ def test_ingesting_the_seeds_again_changes_nothing(cli, data_dir) -> None:
 
 
 def test_profiles_keep_separate_stars(cli, data_dir) -> None:
+    assert cli("profile", "add", "alice").exit_code == 0
     cli("star", "--profile", "alice", "The Unreasonable Effectiveness of Random Pruning")
     assert json.loads(cli("stars", "--json").stdout) == []
     assert len(json.loads(cli("stars", "--json", "--profile", "alice").stdout)) == 1

@@ -167,6 +167,7 @@ def test_muted_authors_leave_the_newest_papers_too(cli, with_new_papers):
 def test_rules_are_listed_kept_per_profile_and_named_in_any_spelling(cli, data_dir):
     cli("follow", "author", "Yann LeCun")
     cli("mute", "keyword", "GANs")
+    cli("profile", "add", "bob")
     cli("follow", "keyword", "world models", "--profile", "bob")
 
     again = cli("follow", "author", "Y. LeCun")
@@ -280,3 +281,22 @@ def test_a_muted_paper_is_not_trending_either(cli, data_dir):
     trending = text.partition("Trending\n--------")[2]
     assert "Trending paper 1 on protein folding" in trending
     assert "prompt injection" not in text
+
+
+def test_removing_a_configured_profile_never_mails_it_twice_a_day(
+    cli, with_new_papers, tmp_path, plain_server
+):
+    ada = {"name": "default", "email": "ada@example.com"}
+    config = str(write_config(tmp_path / "c.toml", plain_server.settings(), [ada]))
+    cli("star", STAR)
+    assert cli("--config", config, "send").exit_code == 0
+    assert len(plain_server.received) == 1
+
+    removed = cli("--config", config, "profile", "rm", "--yes", "default")
+    assert removed.exit_code == 0, removed.output
+    assert "still a [[profiles]] entry" in removed.stderr
+    assert cli("stars", "--json").stdout.strip() == "[]"
+    cli("star", STAR)
+    again = cli("--config", config, "send")
+    assert "was already sent" in again.output
+    assert len(plain_server.received) == 1  # today's digest went out already

@@ -49,7 +49,9 @@ def test_send_delivers_exactly_the_rendered_digest(cli, data_dir, tmp_path, mail
         mail_server.settings(),
         [{"name": "ada", "email": recipients}],
     )
-    assert cli("star", "--profile", "ada", "Once-for-All: Train One Network").exit_code == 0
+    star = cli("--config", str(config), "star", "--profile", "ada",
+               "Once-for-All: Train One Network")
+    assert star.exit_code == 0, star.output
     preview = cli("--config", str(config), "preview", "--profile", "ada")
     expected = _expected(config, data_dir, "ada")
 

@@ -70,6 +70,7 @@ def test_global_options_work_after_the_command_name_too(
 ):
     monkeypatch.delenv("PAPERDIGEST_DATA_DIR")
     where = str(data_dir)
+    assert cli("--data-dir", where, "profile", "add", "bob").exit_code == 0
     assert cli("star", STAR, "--data-dir", where, "--profile", "bob").exit_code == 0
     assert len(json.loads(cli("stars", "--json", f"--data-dir={where}", "-p", "bob").stdout)) == 1
     assert len(json.loads(cli("--data-dir", where, "--profile", "bob", "stars", "--json")
@@ -108,6 +109,7 @@ def test_forget_deletes_a_paper_and_history_keeps_a_note(
     config = write_config(tmp_path / "c.toml", plain_server.settings(),
                           [{"name": "default", "email": "ada@example.com"}])
     assert cli("--config", str(config), "send").exit_code == 0
+    cli("profile", "add", "bob")
     cli("star", paper_id, "--profile", "bob")
 
     refused = cli("forget", paper_id, input="n\n")

@@ -90,6 +90,7 @@ def test_a_weekly_digest_covers_every_paper_since_the_last_one(cli, data_dir, tm
                     "published": d.isoformat()}) + "\n" for i, t, d in rows))
     assert cli("ingest", str(path)).exit_code == 0
     for profile in ("weekly", "fresh"):
+        cli("profile", "add", profile)
         cli("follow", "keyword", "zebrafish", "--profile", profile)
     with Store.open(data_dir) as store:  # "weekly" had a digest two days ago
         store.conn.execute(

@@ -193,8 +193,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE papers ADD COLUMN license TEXT;
     ALTER TABLE papers ADD COLUMN announced TEXT;
     """,
+    # Library import and profiles (issue 14): an index to match imported entries by DOI
+    # (the column came with issue 11; DOIs ignore case, so the index is on its lower case),
+    # and profiles created by name before they have any stars.
+    """
+    CREATE INDEX papers_doi_lower ON papers(lower(doi));
+    CREATE TABLE profiles (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# Per-profile tables that hold delivery promises: the ledger and an unsubscribe.
+_LEDGER_TABLES = frozenset({"digests", "unsubscribed"})
 
 
 @dataclass(frozen=True)
@@ -624,9 +633,11 @@ class Store:
         }
 
     def profiles(self) -> list[str]:
+        """Profiles created by name, and any that has stars, dismissals or digests."""
         rows = self.conn.execute(
-            "SELECT profile FROM stars UNION SELECT profile FROM dismissals "
-            "UNION SELECT profile FROM digests UNION SELECT profile FROM rules ORDER BY 1"
+            "SELECT name FROM profiles UNION SELECT profile FROM stars "
+            "UNION SELECT profile FROM dismissals UNION SELECT profile FROM digests "
+            "UNION SELECT profile FROM rules ORDER BY 1"
         )
         return [row[0] for row in rows]
 
@@ -740,6 +751,115 @@ class Store:
             (row["paper_id"], row["title"], row["forgotten_at"], json.loads(row["history"]))
             for row in self.conn.execute("SELECT * FROM forgotten_papers ORDER BY id")
         ]
+
+    def add_profile(self, name: str) -> bool:
+        """Create a profile by name; False if the store already knows it."""
+        with self.transaction() as conn:
+            if name in self.profiles():
+                return False
+            conn.execute(
+                "INSERT INTO profiles(name, created_at) VALUES (?, ?)", (name, _now())
+            )
+        return True
+
+    def remove_profile(self, name: str, *, keep_ledger: bool = False) -> dict[str, int]:
+        """Delete everything a profile owns; rows deleted per table.
+
+        Every table with a `profile` column is the profile's (stars, dismissals, digests,
+        and any later per-profile table such as follow or mute rules), and so are the rows
+        of any table that points at one of its digests (digest_items), so none is missed.
+        With `keep_ledger` (the profile is still mailed, from the config), the ledger rows
+        (`digests`: which day went out, under which Message-ID) and an unsubscribe stay, so
+        removing a profile never sends a second digest today, nor mail it asked not to get.
+        """
+        deleted: dict[str, int] = {}
+        with self.transaction() as conn:
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
+                )
+            ]
+            owned = []
+            for table in tables:
+                for key in conn.execute(f'PRAGMA foreign_key_list("{table}")'):
+                    if key["table"] == "digests":
+                        deleted[table] = conn.execute(
+                            f'DELETE FROM "{table}" WHERE "{key["from"]}" IN '
+                            "(SELECT id FROM digests WHERE profile = ?)",
+                            (name,),
+                        ).rowcount
+                if any(row[1] == "profile" for row in conn.execute(
+                    f'PRAGMA table_info("{table}")'
+                )):
+                    owned.append(table)
+            for table in owned:
+                if keep_ledger and table in _LEDGER_TABLES:
+                    continue
+                deleted[table] = conn.execute(
+                    f'DELETE FROM "{table}" WHERE profile = ?', (name,)
+                ).rowcount
+            deleted["profiles"] = conn.execute(
+                "DELETE FROM profiles WHERE name = ?", (name,)
+            ).rowcount
+        return deleted
+
+    # -- library import -----------------------------------------------------------------
+
+    def match_keys(
+        self, arxiv_ids: Iterable[str], dois: Iterable[str], titles: Iterable[str]
+    ) -> list[tuple[int, str | None, str | None, str]]:
+        """(pk, arxiv_id, DOI in lower case, norm_title) of every paper with one of these
+        keys; `dois` match whatever their case."""
+        rows: dict[int, tuple[int, str | None, str | None, str]] = {}
+        keys = (("arxiv_id", arxiv_ids), ("lower(doi)", (d.lower() for d in dois)),
+                ("norm_title", titles))
+        for column, values in keys:
+            wanted = sorted(set(values))
+            if not wanted:
+                continue
+            # json_each: one parameter however many keys; the IN still uses the index.
+            for row in self.conn.execute(
+                "SELECT pk, arxiv_id, lower(doi), norm_title FROM papers "
+                f"WHERE {column} IN (SELECT value FROM json_each(?)) ORDER BY pk",
+                (json.dumps(wanted),),
+            ):
+                rows[row[0]] = tuple(row)
+        return [rows[pk] for pk in sorted(rows)]
+
+    def fill_dois(self, dois: dict[int, str]) -> int:
+        """Give papers that have no DOI yet the one an import found; papers changed."""
+        with self.transaction() as conn:
+            return sum(
+                conn.execute(
+                    "UPDATE papers SET doi = ? WHERE pk = ? AND doi IS NULL", (doi, pk)
+                ).rowcount
+                for pk, doi in dois.items()
+            )
+
+    def starred_pks(self, profile: str) -> set[int]:
+        return {
+            pk
+            for (pk,) in self.conn.execute(
+                "SELECT paper_pk FROM stars WHERE profile = ?", (profile,)
+            )
+        }
+
+    def star_many(self, profile: str, pks: Iterable[int]) -> int:
+        """Star papers in one transaction, as `star` does each; how many were new stars."""
+        added = 0
+        now = _now()
+        with self.transaction() as conn:
+            for pk in pks:
+                conn.execute(
+                    "DELETE FROM dismissals WHERE profile = ? AND paper_pk = ?", (profile, pk)
+                )
+                added += conn.execute(
+                    "INSERT OR IGNORE INTO stars(profile, paper_pk, starred_at) VALUES (?, ?, ?)",
+                    (profile, pk, now),
+                ).rowcount
+        return added
 
     # -- fetch log and status (live sources) --------------------------------------------
 

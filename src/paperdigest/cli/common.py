@@ -27,7 +27,7 @@ from paperdigest.config import Settings, load_settings
 from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import ensure_seeded, needs_seeds
 from paperdigest.paths import bundled_seed_files, resolve_data_dir
-from paperdigest.store import Store
+from paperdigest.store import Store, check_profile_name
 
 _TYPE_WORDS = {int: "N", float: "NUMBER", str: "TEXT", Path: "PATH"}
 
@@ -177,6 +177,31 @@ class AppContext:
         with Store.open(self.data_dir) as store:
             seed_with_progress(store)
             yield store
+
+
+DEFAULT_PROFILE = "default"
+
+
+def known_profiles(settings: Settings, store: Store) -> list[str]:
+    """`default`, every configured profile, and every profile the store knows."""
+    names = {DEFAULT_PROFILE, *(p.name for p in settings.profiles), *store.profiles()}
+    return sorted(names)
+
+
+def resolve_profile(context: AppContext, store: Store, name: str) -> str:
+    """The profile a command names, if it exists: a typo must not start a new profile."""
+    import difflib
+
+    check_profile_name(name)
+    known = known_profiles(context.settings, store)
+    if name in known:
+        return name
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise PaperdigestError(
+        f"no profile named {name!r}; {hint}Create it with `paperdigest profile add {name}` "
+        f"(profiles: {', '.join(known)})"
+    )
 
 
 def app_context(ctx: typer.Context) -> AppContext:

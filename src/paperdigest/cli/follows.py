@@ -16,10 +16,10 @@ from paperdigest.cli.common import (
     err,
     out,
     print_json,
+    resolve_profile,
 )
 from paperdigest.errors import PaperdigestError
 from paperdigest.follows import Action, Field, Rule, check_rule_value
-from paperdigest.store import check_profile_name
 
 FieldArgument = Annotated[
     Field,
@@ -43,8 +43,9 @@ def _rule(action: Action, field: Field, words: list[str]) -> Rule:
 def _add(ctx: typer.Context, action: Action, field: Field, words: list[str],
          profile: str) -> None:
     rule = _rule(action, field, words)
-    name = check_profile_name(profile)
-    with app_context(ctx).store() as store:
+    context = app_context(ctx)
+    with context.store() as store:
+        name = resolve_profile(context, store, profile)
         existing = store.add_rule(name, rule)
     verb = "following" if action is Action.follow else "muting"
     if existing is not None:
@@ -62,8 +63,9 @@ def _add(ctx: typer.Context, action: Action, field: Field, words: list[str],
 def _remove(ctx: typer.Context, action: Action, field: Field, words: list[str],
             profile: str) -> None:
     rule = _rule(action, field, words)
-    name = check_profile_name(profile)
-    with app_context(ctx).store() as store:
+    context = app_context(ctx)
+    with context.store() as store:
+        name = resolve_profile(context, store, profile)
         removed = store.remove_rule(name, rule)
     verb = "following" if action is Action.follow else "muting"
     for old in removed:
@@ -114,8 +116,9 @@ def unmute(ctx: typer.Context, field: FieldArgument, words: WordsArgument,
 def follows(ctx: typer.Context, profile: ProfileOption = "default",
             as_json: JsonOption = False) -> None:
     """List a profile's follow and mute rules."""
-    with app_context(ctx).store() as store:
-        rules = store.rules(check_profile_name(profile))
+    context = app_context(ctx)
+    with context.store() as store:
+        rules = store.rules(resolve_profile(context, store, profile))
     if as_json:
         print_json([{"action": r.action.value, "field": r.field.value, "value": r.value}
                     for r in rules])

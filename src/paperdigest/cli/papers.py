@@ -22,13 +22,13 @@ from paperdigest.cli.common import (
     out,
     print_json,
     progress,
+    resolve_profile,
 )
 from paperdigest.digest import paper_link
 from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import parse_file
 from paperdigest.models import Paper
 from paperdigest.render import make_environment, render_digest
-from paperdigest.store import check_profile_name
 
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many.")]
 
@@ -120,9 +120,10 @@ def _change_each(
 ) -> int:
     """Resolve every ref first, so one typo changes nothing at all. Returns how many
     papers changed."""
-    name = check_profile_name(profile)
     changed_count = 0
-    with app_context(ctx).store() as store:
+    context = app_context(ctx)
+    with context.store() as store:
+        name = resolve_profile(context, store, profile)
         papers = [store.resolve(ref) for ref in refs]
         # Starring and dismissing undo each other: say so when that happens.
         undone = {"star": store.dismissed_pks, "dismiss": lambda n: [
@@ -186,8 +187,9 @@ def stars(
     ctx: typer.Context, profile: ProfileOption = "default", as_json: JsonOption = False
 ) -> None:
     """List the papers a profile has starred."""
-    with app_context(ctx).store() as store:
-        starred = store.starred(check_profile_name(profile))
+    context = app_context(ctx)
+    with context.store() as store:
+        starred = store.starred(resolve_profile(context, store, profile))
     if as_json:
         print_json([_paper_json(p, starred_at=when.isoformat()) for p, when in starred])
         return
@@ -219,7 +221,8 @@ def recommend(
     window = context.settings.digest.window_days
     with context.store() as store:
         selection = select_picks(
-            store, check_profile_name(profile), limit, window, progress=index_progress
+            store, resolve_profile(context, store, profile), limit, window,
+            progress=index_progress,
         )
     if as_json:
         print_json(
@@ -262,8 +265,8 @@ def preview(
     context = app_context(ctx)
     settings = context.settings.digest
     env = make_environment(settings.templates_dir)
-    name = check_profile_name(profile)
     with context.store() as store:
+        name = resolve_profile(context, store, profile)
         digest = build_digest(
             store,
             name,
