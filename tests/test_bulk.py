@@ -243,3 +243,27 @@ def test_a_killed_batch_resumes_without_doubling_anyone(data_dir, tmp_path, ca):
 def _sent_count(data_dir: Path) -> int:
     with Store.open(data_dir) as store:
         return sum(1 for e in ledger(store) if e.status == "sent")
+
+
+def test_the_daemon_sends_profiles_due_together_as_one_batch(data_dir, plain_server, caplog):
+    from paperdigest.scheduler import Daemon
+
+    with Store.open(data_dir) as store:
+        profiles = _readers(store, 6)
+    late = ProfileSettings(name="owl", email="owl@example.org", send_time="22:00")
+    settings = Settings(
+        smtp=plain_server.settings(), profiles=[*profiles, late],
+        digest={"send_time": "07:00", "timezone": "UTC"},
+        sources={"hf": {"enabled": False}, "arxiv": {"enabled": False}},
+    )
+    daemon = Daemon(settings, data_dir, clock=lambda: NOW)
+    jobs = sorted(daemon.build_scheduler().get_jobs(), key=lambda j: len(j.args))
+    assert [list(j.args) for j in jobs] == [["owl"], [p.name for p in profiles]]
+
+    with caplog.at_level("INFO"):
+        outcome = daemon.send_now(*jobs[1].args)
+    assert outcome == "sent 6, skipped 0, failed 0"
+    assert "6 of 6 profiles done (6 sent, 0 skipped, 0 failed)" in caplog.text
+    assert len(plain_server.received) == 6
+    assert daemon.send_now(*jobs[1].args) == "already sent"
+    assert len(plain_server.received) == 6
