@@ -126,35 +126,28 @@ class _LexicalChannel:
     def profile_columns(
         self, stars: sp.csr_matrix, pw: np.ndarray, background_out: np.ndarray
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """A profile's corrections to base(k): term weights and bg_var_, as sparse columns."""
+        """A profile's corrections to base(k): term weights and bg_var_, as sparse columns.
+        Only its own terms are touched: nothing here is as long as the vocabulary."""
         k = len(background_out)
-        profile = np.asarray(stars.T @ pw, np.float32).ravel()
-        star_terms = np.flatnonzero(profile)
+        owner = np.repeat(np.arange(stars.shape[0]), np.diff(stars.indptr))
+        star_terms, at = np.unique(stars.indices, return_inverse=True)
+        profile = np.bincount(at, weights=stars.data * pw[owner]).astype(np.float32)
         out_rows = self.bg[background_out]
-        out_terms = np.unique(out_rows.indices)
+        out_terms, out_at = np.unique(out_rows.indices, return_inverse=True)
         terms = np.union1d(star_terms, out_terms)
-        s1, s2 = self.s1[terms], self.s2[terms]
+        s1, s2 = self.s1[terms].copy(), self.s2[terms].copy()
+        where_out = np.searchsorted(terms, out_terms)
         if k:
-            s1 = s1 - np.asarray(out_rows.sum(axis=0), np.float64).ravel()[terms]
-            s2 = s2 - np.asarray(_sq(out_rows).sum(axis=0), np.float64).ravel()[terms]
+            data = out_rows.data.astype(np.float64)
+            s1[where_out] -= np.bincount(out_at, weights=data, minlength=len(out_terms))
+            s2[where_out] -= np.bincount(out_at, weights=data**2, minlength=len(out_terms))
         mean, bg_var, shrink = self._stats(s1, s2, self.n0 - k)
-        weights = ((profile[terms] - self.r.hub_weight * mean) * shrink).astype(np.float32)
+        own = np.zeros(len(terms), np.float32)
+        own[np.searchsorted(terms, star_terms)] = profile
+        weights = ((own - self.r.hub_weight * mean) * shrink).astype(np.float32)
         base_w, base_var = self.base(k)
-        return (terms, weights - base_w[terms]), (out_terms, bg_var[np.searchsorted(
-            terms, out_terms)] - base_var[out_terms])
-
-
-@dataclass
-class _Block:
-    """A block of profiles' fitted state, column j for profile j."""
-
-    ks: np.ndarray  # rows each leaves out of the background
-    weights: dict[str, sp.csc_matrix]  # per channel: corrections to the term weights
-    variances: dict[str, sp.csc_matrix]  # per channel: corrections to bg_var_
-    star_sets: list[sp.csr_matrix]  # per profile: l2 word star rows
-    title_star_sets: list[sp.csr_matrix | None]
-    dismissed_sets: list[sp.csr_matrix]
-    title_dismissed_sets: list[sp.csr_matrix | None]
+        return (terms, weights - base_w[terms]), (out_terms, bg_var[where_out] - base_var[
+            out_terms])
 
 
 class BatchRanker:
@@ -413,7 +406,8 @@ class BatchRanker:
     ) -> list[tuple[int, tuple[str, ...]]]:
         """``Ranker.explain`` for the chosen candidates: (star position, terms) each."""
         block = _l2_rows(self.cand_words[chosen])
-        sims = np.asarray(block @ fit.stars.T.toarray())  # as ranking._sims: same argmax
+        # Sparse: densifying the stars would cost a vocabulary-long array per profile.
+        sims = np.asarray((block @ fit.stars.T).toarray())
         if self.term_vectors is not None:
             given = self.cand_vec[chosen]
             dense = unit_rows(given - fit.center) @ fit.dense_stars.T
@@ -422,11 +416,16 @@ class BatchRanker:
         out: list[tuple[int, tuple[str, ...]]] = []
         for i in range(block.shape[0]):
             j = int(nearest[i])
-            contrib = block[i].multiply(fit.stars[j]).tocoo()
+            # Per-term contribution to the cosine: product of the two tf-idf weights.
+            a = slice(block.indptr[i], block.indptr[i + 1])
+            b = slice(fit.stars.indptr[j], fit.stars.indptr[j + 1])
+            cols, ia, ib = np.intersect1d(block.indices[a], fit.stars.indices[b],
+                                          assume_unique=True, return_indices=True)
+            contrib = block.data[a][ia] * fit.stars.data[b][ib]
             terms: list[str] = []
-            for t in np.lexsort((contrib.col, -contrib.data)):
-                name = str(feature_names[contrib.col[t]])
-                if len(terms) >= n_terms or contrib.data[t] <= 0:
+            for t in np.lexsort((cols, -contrib)):
+                name = str(feature_names[cols[t]])
+                if len(terms) >= n_terms or contrib[t] <= 0:
                     break
                 if not name.startswith(STEM_MARK):
                     _add_distinct(terms, name)
