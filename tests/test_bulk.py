@@ -45,7 +45,10 @@ def _recipients(server: MailServer) -> list[str]:
     return sorted(r for received in server.received for r in received.recipients)
 
 
-def test_send_all_sends_each_reader_once_over_few_reused_connections(store, plain_server):
+@pytest.mark.parametrize("render_processes", [0, 1])
+def test_send_all_sends_each_reader_once_over_few_reused_connections(
+    store, plain_server, render_processes
+):
     profiles = _readers(store, 30)
     settings = Settings(smtp=plain_server.settings(connections=2), profiles=profiles)
     opened = []
@@ -54,13 +57,16 @@ def test_send_all_sends_each_reader_once_over_few_reused_connections(store, plai
         opened.append(smtp)
         return open_connection(smtp)
 
-    report = send_many(store, settings, profiles, now=NOW, connect=connect)
+    report = send_many(store, settings, profiles, now=NOW, connect=connect,
+                       render_processes=render_processes)
 
     assert sorted(report.sent) == [p.name for p in profiles]
     assert _recipients(plain_server) == sorted(p.email[0] for p in profiles)
     assert len(opened) <= 2  # 30 messages, at most one connection per sender
     ids = {r.message["Message-ID"] for r in plain_server.received}
-    assert len(ids) == 30
+    assert ids == set(report.sent.values())  # the ledger keeps each message's id
+    assert all(r.message["Subject"].startswith("paperdigest 2026-06-01")
+               for r in plain_server.received)
     assert report.summary() == "sent 30, skipped 0, failed 0"
     # The same day again: nobody gets a second digest.
     again = send_many(store, settings, profiles, now=NOW + timedelta(hours=1))

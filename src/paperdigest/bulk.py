@@ -17,26 +17,25 @@ rest of the run, and each profile says why.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from paperdigest.config import ProfileSettings, Settings, SmtpSettings
 from paperdigest.delivery import (
-    AlreadySentError,
     SendReport,
     _sent_items,
     build_for,
-    claim,
     claim_ttl,
     local_date,
     mark_failed,
-    mark_sent,
 )
 from paperdigest.digest import Digest, assemble_digest, item_from
 from paperdigest.errors import PaperdigestError
@@ -61,6 +60,10 @@ log = logging.getLogger(__name__)
 # Messages built ahead of the senders, per connection: enough to keep them busy while the
 # next block is ranked, few enough that a killed run leaves few claims unconfirmed.
 QUEUE_PER_CONNECTION = 16
+# Profiles claimed in one transaction (one disk sync instead of 32).
+CLAIM_BLOCK = 32
+# From this many profiles on, messages are rendered in worker processes.
+PROCESS_RENDER_MIN = 500
 
 
 # -- the ledger, as this module uses it ---------------------------------------------------
@@ -89,11 +92,70 @@ class Ledger:
                     found.add(name)
         return found
 
-    def claim(self, profile: str, day: date, now: datetime, force: bool) -> int:
-        return claim(self.store, profile, day, now=now, ttl=self.ttl, force=force)
+    def claim_many(
+        self, wanted: Sequence[tuple[str, date]], now: datetime, force: bool
+    ) -> dict[str, int | str]:
+        """Claim each (profile, day) in one transaction: its claim id, or why not.
 
-    def sent(self, claim_id: int, digest: Digest, at: datetime, message_id: str) -> None:
-        mark_sent(self.store, claim_id, digest, at, message_id)
+        The rules are delivery.claim's, applied to several profiles at once.
+        """
+        out: dict[str, int | str] = {}
+        with self.store.transaction() as conn:
+            for profile, day in wanted:
+                out[profile] = self._claim_in(conn, profile, day, now, force)
+        return out
+
+    def _claim_in(self, conn, profile: str, day: date, now: datetime, force: bool) -> int | str:
+        rows = conn.execute(
+            "SELECT id, status, created_at, sent_at FROM digests "
+            "WHERE profile = ? AND digest_date = ? AND status IN ('sent', 'sending') "
+            "ORDER BY id",
+            (profile, day.isoformat()),
+        ).fetchall()
+        for row in rows:
+            if row["status"] != "sending":
+                continue
+            claimed = datetime.fromisoformat(row["created_at"])
+            if now - claimed < self.ttl:
+                return (f"the {day} digest for {profile!r} is being sent by another "
+                        f"paperdigest process (since {claimed.isoformat()}); not sending it "
+                        "twice")
+            conn.execute(  # a crashed process left this claim behind: release it
+                "UPDATE digests SET status = 'failed', error = ? WHERE id = ?",
+                ("claim expired: the sending process stopped", row["id"]),
+            )
+        sent = [row for row in rows if row["status"] == "sent"]
+        if sent and not force:
+            return (f"the {day} digest for {profile!r} was already sent at "
+                    f"{sent[-1]['sent_at']}; use --force to send it again")
+        cursor = conn.execute(
+            "INSERT INTO digests(profile, digest_date, status, created_at) "
+            "VALUES (?, ?, 'sending', ?)",
+            (profile, day.isoformat(), now.astimezone(UTC).isoformat(timespec="seconds")),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def settle(self, outcomes: Sequence[tuple[_Pending, _Result]]) -> None:
+        """Record what the server said about several messages, in one transaction: as
+        delivery.mark_sent / mark_failed do one at a time."""
+        with self.store.transaction() as conn:
+            for job, result in outcomes:
+                if result.accepted_at is None:
+                    conn.execute("UPDATE digests SET status = 'failed', error = ? WHERE id = ?",
+                                 (str(result.error), job.claim_id))
+                    continue
+                conn.executemany(
+                    "INSERT INTO digest_items(digest_id, paper_pk, rank, score, reason) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(job.claim_id, item.pk, rank, item.score, item.reason)
+                     for rank, item in enumerate(job.digest.items, 1)],
+                )
+                conn.execute(
+                    "UPDATE digests SET status = 'sent', sent_at = ?, message_id = ?, "
+                    "error = NULL WHERE id = ?",
+                    (result.accepted_at.astimezone(UTC).isoformat(timespec="seconds"),
+                     job.message_id, job.claim_id),
+                )
 
     def failed(self, claim_id: int, error: str) -> None:
         mark_failed(self.store, claim_id, error)
@@ -263,7 +325,7 @@ class Progress:
 class _Pending:
     claim_id: int
     digest: Digest
-    message_id: str
+    message_id: str = ""
 
 
 @dataclass
@@ -294,6 +356,89 @@ def _gist(reason: str) -> str:
     return reason
 
 
+# -- rendering (in worker processes for big runs: it is CPU work the ranker need not wait for)
+
+
+@dataclass(frozen=True)
+class _Letter:
+    """What a renderer needs to turn a digest into a message."""
+
+    digest: Digest
+    subject: str
+    templates_dir: str | None
+    sender: str
+    recipients: tuple[str, ...]
+    now: datetime
+
+
+_ENVIRONMENTS: dict[str | None, object] = {}
+
+
+def render_letter(letter: _Letter) -> tuple[bytes, str]:
+    """The message's bytes and Message-ID (mailer.build_message: the one message builder)."""
+    from pathlib import Path
+
+    env = _ENVIRONMENTS.get(letter.templates_dir)
+    if env is None:
+        folder = Path(letter.templates_dir) if letter.templates_dir else None
+        env = _ENVIRONMENTS[letter.templates_dir] = make_environment(folder)
+    rendered = render_digest(letter.digest, env, letter.subject)  # type: ignore[arg-type]
+    message = build_message(rendered, sender=letter.sender, recipients=letter.recipients,
+                            profile=letter.digest.profile, now=letter.now)
+    return message_bytes(message), str(message["Message-ID"])
+
+
+class _Renderers:
+    """Renders letters in order: in this process, or in worker processes so that
+    rendering overlaps ranking (results come back in submission order)."""
+
+    def __init__(self, processes: int) -> None:
+        self.pool = None
+        if processes > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the sender threads are running, and forking a threaded process is unsafe
+            self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(
+                "spawn"))
+        self.waiting: deque = deque()
+
+    def submit(self, key: str, letter: _Letter) -> None:
+        if self.pool is None:
+            self.waiting.append((key, render_letter(letter)))
+        else:
+            self.waiting.append((key, self.pool.submit(render_letter, letter)))
+
+    def ready(self, wait: bool = False):
+        """(key, (bytes, message id) or the exception) for letters done, in order."""
+        while self.waiting:
+            key, result = self.waiting[0]
+            if self.pool is not None:
+                if not (wait or result.done()):
+                    return
+                try:
+                    result = result.result()
+                except Exception as exc:  # one digest that cannot render costs that one
+                    result = exc
+            self.waiting.popleft()
+            yield key, result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(items, size: int):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def send_many(
     store: Store,
     settings: Settings,
@@ -306,8 +451,12 @@ def send_many(
     sleep: Callable[[float], None] = time.sleep,
     limit: RateLimit | None = None,
     progress: Callable[[Progress], None] | None = None,
+    render_processes: int | None = None,
 ) -> BulkReport:
-    """Build and send today's digest of every profile; see the module docstring."""
+    """Build and send today's digest of every profile; see the module docstring.
+
+    ``render_processes``: worker processes that render (default: one per spare core for
+    runs of PROCESS_RENDER_MIN profiles or more, else none)."""
     now = now or datetime.now(UTC)
     report = BulkReport()
     state = Progress(total=len(profiles))
@@ -319,38 +468,65 @@ def send_many(
                 "[[profiles]] entry or pass --to"
             )
     sender = sender_address(settings.smtp)
-    env = make_environment(cfg.templates_dir)
+    make_environment(cfg.templates_dir)  # a bad templates_dir fails here, once
+    templates = str(cfg.templates_dir) if cfg.templates_dir else None
     ledger = Ledger(store, settings.smtp)
     by_name = {p.name: p for p in profiles}
     days = {p.name: local_date(p, settings, now) for p in profiles}
     already = ledger.sent_today(days)
     pending: dict[str, _Pending] = {}
+    clock = time.perf_counter
+    seconds = report.seconds
 
-    def settle(result: _Result) -> None:
-        job = pending.pop(result.key)
-        if result.accepted_at is not None:
-            ledger.sent(job.claim_id, job.digest, result.accepted_at, job.message_id)
-            report.sent[result.key] = job.message_id
-            state.sent += 1
-        else:
-            error = result.error or SendError("not sent", transient=False)
-            ledger.failed(job.claim_id, str(error))
-            report.failed[result.key] = str(error)
-            state.failed += 1
-        _advance()
-
-    def _advance() -> None:
+    def advance() -> None:
         state.done += 1
         if progress is not None:
             progress(state)
 
     def drain(block: bool = False) -> None:
-        while pending:
+        """Record what the senders report, in one transaction for all that is ready."""
+        results: list[_Result] = []
+        while pending and len(results) < len(pending):
             try:
-                settle(pool.results.get(block=block))
+                results.append(pool.results.get(block=block and not results))
             except queue.Empty:
-                return
-            block = False
+                break
+        if not results:
+            return
+        started = clock()
+        ledger.settle([(pending[r.key], r) for r in results])
+        seconds["ledger"] += clock() - started
+        for result in results:
+            job = pending.pop(result.key)
+            if result.accepted_at is not None:
+                report.sent[result.key] = job.message_id
+                state.sent += 1
+            else:
+                report.failed[result.key] = str(result.error)
+                state.failed += 1
+            advance()
+
+    def hand_over(wait: bool = False) -> None:
+        """Rendered messages to the senders, in order."""
+        for name, result in renderers.ready(wait):
+            job = pending[name]
+            if isinstance(result, BaseException):
+                pending.pop(name)
+                ledger.failed(job.claim_id, f"cannot build the message: {result}")
+                report.failed[name] = f"cannot build the message: {result}"
+                state.failed += 1
+                advance()
+                continue
+            data, job.message_id = result
+            recipients = tuple(to) or tuple(by_name[name].email)
+            outgoing = Outgoing(name, sender, recipients, data)
+            while True:  # settle what came back while the queue is full
+                try:
+                    pool.jobs.put(outgoing, timeout=0.05)
+                    break
+                except queue.Full:
+                    drain()
+            drain()
 
     # Profiles already sent today are not ranked: a second run of the day is quick.
     fresh = [p.name for p in profiles if force or p.name not in already]
@@ -360,54 +536,42 @@ def send_many(
             "again"
         )
         state.skipped += 1
-        _advance()
+        advance()
+    if not fresh:
+        return report
     trending = store.trending(cfg.trending, cfg.window_days) if cfg.trending > 0 else []
+    if render_processes is None:
+        spare = max(1, (os.cpu_count() or 1) - 1)
+        render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
+    renderers = _Renderers(render_processes)
     pool = SenderPool(settings.smtp, connect=connect, sleep=sleep, limit=limit)
-    clock = time.perf_counter
-    seconds = report.seconds
     try:
-        selections = select_picks_many(store, fresh, cfg.picks, cfg.window_days)
+        selections = iter(select_picks_many(store, fresh, cfg.picks, cfg.window_days))
         while True:
             started = clock()
-            item = next(selections, None)
+            chunk = list(itertools.islice(selections, CLAIM_BLOCK))
             seconds["rank"] += clock() - started
-            if item is None:
+            if not chunk:
                 break
-            name, selection = item
-            profile, day = by_name[name], days[name]
             started = clock()
-            try:
-                claim_id = ledger.claim(name, day, now, force)
-            except AlreadySentError as exc:
-                report.skipped[name] = str(exc)
-                state.skipped += 1
-                _advance()
-                continue
+            claims = ledger.claim_many([(name, days[name]) for name, _ in chunk], now, force)
             seconds["ledger"] += clock() - started
-            try:
+            for name, selection in chunk:
+                claim_id = claims[name]
+                if isinstance(claim_id, str):
+                    report.skipped[name] = claim_id
+                    state.skipped += 1
+                    advance()
+                    continue
                 started = clock()
-                digest = _digest(store, settings, name, day, selection, trending, force)
-                rendered = render_digest(digest, env, cfg.subject)
-                recipients = tuple(to) or tuple(profile.email)
-                message = build_message(
-                    rendered, sender=sender, recipients=recipients, profile=name, now=now
-                )
-                outgoing = Outgoing(name, sender, recipients, message_bytes(message))
+                digest = _digest(store, settings, name, days[name], selection, trending, force)
+                pending[name] = _Pending(claim_id, digest)
+                renderers.submit(name, _Letter(digest, cfg.subject, templates, sender,
+                                               tuple(to) or tuple(by_name[name].email), now))
                 seconds["render"] += clock() - started
-            except BaseException:
-                ledger.failed(claim_id, "run stopped before sending")
-                raise
-            pending[name] = _Pending(claim_id, digest, str(message["Message-ID"]))
-            started = clock()
-            while True:  # hand over, settling what came back while the queue is full
-                try:
-                    pool.jobs.put(outgoing, timeout=0.05)
-                    break
-                except queue.Full:
-                    drain()
-            drain()
-            seconds["ledger"] += clock() - started
+            hand_over()
         started = clock()
+        hand_over(wait=True)
         while pending:
             drain(block=True)
         seconds["send_wait"] += clock() - started
@@ -416,11 +580,13 @@ def send_many(
         # sent, the rest released (a killed process's claims expire instead).
         pool.broken = SendError("the run was stopped", transient=True)
         pool.close()
+        renderers.close()
         drain()
         for job in pending.values():
             ledger.failed(job.claim_id, "interrupted before the server answered")
         raise
     pool.close()
+    renderers.close()
     return report
 
 
