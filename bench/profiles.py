@@ -48,6 +48,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def children_peak_rss_mb() -> float:
+    """The largest finished child's peak (the render worker of a big run)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 # -- the counting SMTP server (its own process: it must not share our GIL) ----------------
 
 
@@ -184,6 +189,8 @@ def measure(config: Path, db_dir: Path, n: int, n_single: int, port: int) -> dic
         "single_sent": single_sent, "seconds": round(seconds, 1), "ms_per_profile": round(ms, 2),
         "ratio_vs_single": round(single_ms / ms, 1) if ms else None,
         "peak_rss_mb": round(peak_rss_mb()),
+        # The send process and its render worker together (an upper bound: two peaks).
+        "peak_rss_with_worker_mb": round(peak_rss_mb() + children_peak_rss_mb()),
     }
 
 
