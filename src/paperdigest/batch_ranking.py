@@ -132,9 +132,12 @@ class _LexicalChannel:
         owner = np.repeat(np.arange(stars.shape[0]), np.diff(stars.indptr))
         star_terms, at = np.unique(stars.indices, return_inverse=True)
         profile = np.bincount(at, weights=stars.data * pw[owner]).astype(np.float32)
-        out_rows = self.bg[background_out]
-        out_terms, out_at = np.unique(out_rows.indices, return_inverse=True)
-        terms = np.union1d(star_terms, out_terms)
+        if k:
+            out_rows = self.bg[background_out]
+            out_terms, out_at = np.unique(out_rows.indices, return_inverse=True)
+            terms = np.union1d(star_terms, out_terms)
+        else:  # most profiles: none of their stars is in the background sample
+            out_terms, terms = np.zeros(0, np.int64), star_terms
         s1, s2 = self.s1[terms].copy(), self.s2[terms].copy()
         where_out = np.searchsorted(terms, out_terms)
         if k:
@@ -172,6 +175,7 @@ class BatchRanker:
         )
         self.cand_words = sp.csr_matrix(candidates.words, dtype=np.float32)
         self.cand_norms = _row_norms(self.cand_words)
+        self.cand_l2 = _l2_rows(self.cand_words)  # for explain
         self.cand_sq = _sq(self.cand_words)
         if self.titles is not None:
             assert candidates.titles is not None
@@ -210,7 +214,9 @@ class BatchRanker:
     def _interests(self, stars: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Each star's interest label and its weight pw, as ``Ranker.fit`` makes them."""
         n = stars.shape[0]
-        linked = sp.csr_matrix((stars @ stars.T) >= self.r.interest_threshold)
+        # Dense: a (stars x stars) table is tiny, and the threshold is positive, so this is
+        # the sparse comparison Ranker makes.
+        linked = np.asarray((stars @ stars.T).toarray()) >= self.r.interest_threshold
         _, labels = connected_components(linked, directed=False)
         sizes = np.bincount(labels).astype(np.float32)
         w = np.ones(n, np.float32)
@@ -405,7 +411,7 @@ class BatchRanker:
         self, fit: _Fit, chosen: np.ndarray, feature_names: np.ndarray, n_terms: int = 3
     ) -> list[tuple[int, tuple[str, ...]]]:
         """``Ranker.explain`` for the chosen candidates: (star position, terms) each."""
-        block = _l2_rows(self.cand_words[chosen])
+        block = self.cand_l2[chosen]
         # Sparse: densifying the stars would cost a vocabulary-long array per profile.
         sims = np.asarray((block @ fit.stars.T).toarray())
         if self.term_vectors is not None:
