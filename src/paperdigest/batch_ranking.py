@@ -253,19 +253,26 @@ class BatchRanker:
         self._fit_scales(fits)
         scores = self._score(fits, self.cand_words, self.cand_norms, self.cand_sq,
                              self._cand_titles(), self._cand_dense())
+        picks: dict[int, np.ndarray] = {}
         for col, i in enumerate(todo):
-            p, fit = profiles[i], fits[col]
-            total = scores[:, col]
-            keep = np.ones(len(total), bool)
-            keep[p.candidates_out] = False
+            keep = np.ones(scores.shape[0], bool)
+            keep[profiles[i].candidates_out] = False
             positions = np.flatnonzero(keep)
-            if len(positions) == 0:
-                results[i] = []
-                continue
-            chosen = positions[_top_order(total[positions], min(limit, len(positions)))]
-            reasons = self._explain(fit, chosen, feature_names)
+            total = scores[positions, col]
+            picks[col] = positions[_top_order(total, min(limit, len(positions)))]
+        # The picks' cosines to every star of the block, in one product (the same sums
+        # as one profile's: each entry adds the same terms in the same order).
+        rows = np.unique(np.concatenate([picks[c] for c in picks] or [np.zeros(0, np.int64)]))
+        firsts = np.cumsum([0] + [f.stars.shape[0] for f in fits])
+        star_sims = np.asarray(
+            (self.cand_l2[rows] @ sp.vstack([f.stars for f in fits], format="csr").T).toarray()
+        )
+        for col, i in enumerate(todo):
+            p, fit, chosen = profiles[i], fits[col], picks[col]
+            sims = star_sims[np.searchsorted(rows, chosen), firsts[col] : firsts[col + 1]]
+            reasons = self._explain(fit, chosen, sims, feature_names)
             results[i] = [
-                RankedRow(row=int(c), score=float(total[c]),
+                RankedRow(row=int(c), score=float(scores[c, col]),
                           star_row=int(p.stars[star]), terms=terms)
                 for c, (star, terms) in zip(chosen, reasons, strict=True)
             ]
@@ -408,22 +415,26 @@ class BatchRanker:
         return score
 
     def _explain(
-        self, fit: _Fit, chosen: np.ndarray, feature_names: np.ndarray, n_terms: int = 3
+        self,
+        fit: _Fit,
+        chosen: np.ndarray,
+        sims: np.ndarray,
+        feature_names: np.ndarray,
+        n_terms: int = 3,
     ) -> list[tuple[int, tuple[str, ...]]]:
-        """``Ranker.explain`` for the chosen candidates: (star position, terms) each."""
-        block = self.cand_l2[chosen]
-        # Sparse: densifying the stars would cost a vocabulary-long array per profile.
-        sims = np.asarray((block @ fit.stars.T).toarray())
+        """``Ranker.explain`` for the chosen candidates, given their cosines to the stars:
+        (star position, terms) each."""
+        block = self.cand_l2
         if self.term_vectors is not None:
             given = self.cand_vec[chosen]
             dense = unit_rows(given - fit.center) @ fit.dense_stars.T
             sims = sims + self.r.dense_weight * dense
         nearest = np.argmax(sims, axis=1)
         out: list[tuple[int, tuple[str, ...]]] = []
-        for i in range(block.shape[0]):
+        for i, row in enumerate(chosen):
             j = int(nearest[i])
             # Per-term contribution to the cosine: product of the two tf-idf weights.
-            a = slice(block.indptr[i], block.indptr[i + 1])
+            a = slice(block.indptr[row], block.indptr[row + 1])
             b = slice(fit.stars.indptr[j], fit.stars.indptr[j + 1])
             cols, ia, ib = np.intersect1d(block.indices[a], fit.stars.indices[b],
                                           assume_unique=True, return_indices=True)
