@@ -167,7 +167,9 @@ def measure(config: Path, db_dir: Path, n: int, n_single: int, port: int) -> dic
 
         def progress(state) -> None:
             if state.done % step == 0:
-                log(f"{state.done:,}/{state.total:,} ({state.sent:,} sent)")
+                log(f"{state.done:,}/{state.total:,} ({state.sent:,} sent), "
+                    f"{(time.perf_counter() - t0) / state.done * 1000:.1f} ms a profile so "
+                    f"far, peak RSS {peak_rss_mb():.0f} MB")
 
         t0, cpu0 = time.perf_counter(), cpu_s()
         report = send_many(store, settings, batch, now=NOW, progress=progress)
