@@ -1,164 +1,78 @@
 """Sending many digests in one run: `send --all` and the daemon's due groups.
 
 The profiles are ranked a block at a time against candidates gathered once
-(`service.select_picks_many`); while the main thread claims, renders and builds the next
-messages, `smtp.connections` sender threads push the finished ones over connections they
-keep open, optionally no faster than `smtp.max_per_minute`. Only the main thread touches
-the database: senders hand back what the server said, and the main thread writes it to
-the ledger as soon as it arrives, so a killed run leaves at most the messages in flight
-claimed but unconfirmed.
+(`service.select_picks_many`). The main thread claims each profile's day in the ledger,
+builds its digest and saves its picks; a worker process renders the messages (for big
+runs), and `smtp.connections` sender threads push them over connections they keep open
+(RSET after a refused message), optionally no faster than `smtp.max_per_minute`. All
+three overlap.
 
-Exactly once, as for one profile (delivery.py): a claim per profile and day before the
-message is built, 'sent' only once the server accepted it. One refused recipient costs
-that message; a refused login or an unreachable server (after `smtp.retries`) costs the
-rest of the run, and each profile says why.
+Exactly once, with the ledger's rules (ledger.py), message by message as
+delivery.send_digests keeps them: a claim per profile and day before the message is
+built, its stable Message-ID, `record_attempt` just before the payload, `mark_sent` as
+soon as the server said 250, `mark_maybe` when no answer came after the payload. Each
+sender thread writes these on its own connection to the database, so nothing waits for
+the main thread. One refused recipient costs that message; a refused login or an
+unreachable server (after `smtp.retries`) costs the rest of the run, and each profile
+says why.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+from paperdigest import ledger as ledger_api
 from paperdigest.config import ProfileSettings, Settings, SmtpSettings
 from paperdigest.delivery import (
     SendReport,
     _sent_items,
     build_for,
     claim_ttl,
+    empty_reason,
     local_date,
-    mark_failed,
 )
 from paperdigest.digest import Digest, assemble_digest, item_from
 from paperdigest.errors import PaperdigestError
+from paperdigest.ledger import AlreadySentError
 from paperdigest.mailer import (
     MAX_BACKOFF_SECONDS,
     ManagedConnection,
+    MaybeDelivered,
     Outgoing,
     SendError,
     _quiet_close,
     build_message,
     classify,
+    domain_of,
     message_bytes,
     open_connection,
+    send_message,
     sender_address,
 )
 from paperdigest.render import make_environment, render_digest
-from paperdigest.service import select_picks_many
+from paperdigest.service import Selection, select_picks_many
 from paperdigest.store import Store
 
 log = logging.getLogger(__name__)
 
 # Messages built ahead of the senders, per connection: enough to keep them busy while the
-# next block is ranked, few enough that a killed run leaves few claims unconfirmed.
+# next block is ranked, few enough that a stopped run leaves few claims to release.
 QUEUE_PER_CONNECTION = 16
-# Profiles claimed in one transaction (one disk sync instead of 32).
-CLAIM_BLOCK = 32
-# From this many profiles on, messages are rendered in worker processes.
+# Selections taken from the ranker at once, then claimed and built.
+CHUNK = 32
+# From this many profiles on, messages are rendered in a worker process.
 PROCESS_RENDER_MIN = 500
-
-
-# -- the ledger, as this module uses it ---------------------------------------------------
-
-
-class Ledger:
-    """The exactly-once ledger behind a small interface (claim, sent, failed), so the bulk
-    sender does not depend on how delivery.py keeps it."""
-
-    def __init__(self, store: Store, smtp: SmtpSettings) -> None:
-        self.store = store
-        self.ttl = claim_ttl(smtp)
-
-    def sent_today(self, days: dict[str, date]) -> set[str]:
-        """Which of the profiles already have their day's digest sent (a fast pre-check;
-        the claim is what decides)."""
-        wanted = {(name, day.isoformat()) for name, day in days.items()}
-        dates = sorted({day for _, day in wanted})
-        found: set[str] = set()
-        for day in dates:
-            for (name,) in self.store.conn.execute(
-                "SELECT DISTINCT profile FROM digests WHERE digest_date = ? AND status = 'sent'",
-                (day,),
-            ):
-                if (name, day) in wanted:
-                    found.add(name)
-        return found
-
-    def claim_many(
-        self, wanted: Sequence[tuple[str, date]], now: datetime, force: bool
-    ) -> dict[str, int | str]:
-        """Claim each (profile, day) in one transaction: its claim id, or why not.
-
-        The rules are delivery.claim's, applied to several profiles at once.
-        """
-        out: dict[str, int | str] = {}
-        with self.store.transaction() as conn:
-            for profile, day in wanted:
-                out[profile] = self._claim_in(conn, profile, day, now, force)
-        return out
-
-    def _claim_in(self, conn, profile: str, day: date, now: datetime, force: bool) -> int | str:
-        rows = conn.execute(
-            "SELECT id, status, created_at, sent_at FROM digests "
-            "WHERE profile = ? AND digest_date = ? AND status IN ('sent', 'sending') "
-            "ORDER BY id",
-            (profile, day.isoformat()),
-        ).fetchall()
-        for row in rows:
-            if row["status"] != "sending":
-                continue
-            claimed = datetime.fromisoformat(row["created_at"])
-            if now - claimed < self.ttl:
-                return (f"the {day} digest for {profile!r} is being sent by another "
-                        f"paperdigest process (since {claimed.isoformat()}); not sending it "
-                        "twice")
-            conn.execute(  # a crashed process left this claim behind: release it
-                "UPDATE digests SET status = 'failed', error = ? WHERE id = ?",
-                ("claim expired: the sending process stopped", row["id"]),
-            )
-        sent = [row for row in rows if row["status"] == "sent"]
-        if sent and not force:
-            return (f"the {day} digest for {profile!r} was already sent at "
-                    f"{sent[-1]['sent_at']}; use --force to send it again")
-        cursor = conn.execute(
-            "INSERT INTO digests(profile, digest_date, status, created_at) "
-            "VALUES (?, ?, 'sending', ?)",
-            (profile, day.isoformat(), now.astimezone(UTC).isoformat(timespec="seconds")),
-        )
-        return int(cursor.lastrowid or 0)
-
-    def settle(self, outcomes: Sequence[tuple[_Pending, _Result]]) -> None:
-        """Record what the server said about several messages, in one transaction: as
-        delivery.mark_sent / mark_failed do one at a time."""
-        with self.store.transaction() as conn:
-            for job, result in outcomes:
-                if result.accepted_at is None:
-                    conn.execute("UPDATE digests SET status = 'failed', error = ? WHERE id = ?",
-                                 (str(result.error), job.claim_id))
-                    continue
-                conn.executemany(
-                    "INSERT INTO digest_items(digest_id, paper_pk, rank, score, reason) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(job.claim_id, item.pk, rank, item.score, item.reason)
-                     for rank, item in enumerate(job.digest.items, 1)],
-                )
-                conn.execute(
-                    "UPDATE digests SET status = 'sent', sent_at = ?, message_id = ?, "
-                    "error = NULL WHERE id = ?",
-                    (result.accepted_at.astimezone(UTC).isoformat(timespec="seconds"),
-                     job.message_id, job.claim_id),
-                )
-
-    def failed(self, claim_id: int, error: str) -> None:
-        mark_failed(self.store, claim_id, error)
 
 
 # -- pacing -------------------------------------------------------------------------------
@@ -178,7 +92,7 @@ class RateLimit:
         self.clock = clock
         self.sleep = sleep
         self.waits = 0
-        self._next = None
+        self._next: float | None = None
         self._lock = threading.Lock()
 
     def wait(self) -> None:
@@ -197,19 +111,27 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class _Job:
+    claim_id: int
+    outgoing: Outgoing
+
+
+@dataclass(frozen=True)
 class _Result:
     key: str
-    accepted_at: datetime | None
-    error: SendError | None
+    outcome: str  # "sent", "maybe" or "failed"
+    detail: str = ""
 
 
 class SenderPool:
     """`connections` threads, each sending queued messages over one connection it reuses
-    (reconnecting with backoff on transient failures)."""
+    (reconnecting with backoff on transient failures) and writing each outcome to the
+    ledger through its own database connection."""
 
     def __init__(
         self,
         smtp: SmtpSettings,
+        data_dir: Path,
         *,
         connect: Callable[[SmtpSettings], ManagedConnection] = open_connection,
         sleep: Callable[[float], None] = time.sleep,
@@ -217,11 +139,12 @@ class SenderPool:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.smtp = smtp
+        self.data_dir = data_dir
         self.connect = connect
         self.sleep = sleep
         self.limit = limit or RateLimit(smtp.max_per_minute)
         self.clock = clock
-        self.jobs: queue.Queue[Outgoing | None] = queue.Queue(
+        self.jobs: queue.Queue[_Job | None] = queue.Queue(
             maxsize=QUEUE_PER_CONNECTION * smtp.connections
         )
         self.results: queue.Queue[_Result] = queue.Queue()
@@ -233,9 +156,6 @@ class SenderPool:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, message: Outgoing) -> None:
-        self.jobs.put(message)
-
     def close(self) -> None:
         for _ in self.threads:
             self.jobs.put(None)
@@ -244,19 +164,31 @@ class SenderPool:
 
     def _run(self) -> None:
         client: ManagedConnection | None = None
+        store: Store | None = None
         try:
-            while (message := self.jobs.get()) is not None:
-                client = self._send(message, client)
+            while (job := self.jobs.get()) is not None:
+                if store is None:
+                    store = Store.open(self.data_dir)
+                client = self._send(store, job, client)
         finally:
             if client is not None:
                 _quiet_close(client)
+            if store is not None:
+                store.close()
 
-    def _send(self, message: Outgoing, client: ManagedConnection | None):
-        failures = 0
+    def _send(self, store: Store, job: _Job, client: ManagedConnection | None):
+        message, failures = job.outgoing, 0
+
+        def before_data() -> None:
+            try:
+                ledger_api.record_attempt(store, job.claim_id)
+            except sqlite3.Error as exc:
+                raise SendError(f"cannot write the attempt to the ledger ({exc}); not "
+                                "sending", transient=False) from None
+
         while True:
             if self.broken is not None:
-                self.results.put(_Result(message.key, None, self.broken))
-                return client
+                return self._settle(store, job, "failed", str(self.broken), client)
             try:
                 if client is None:
                     try:
@@ -269,10 +201,12 @@ class SenderPool:
                         self.broken = exc  # refused login, or unreachable after retries
                         continue
                 self.limit.wait()
-                refused = client.smtp.sendmail(
-                    message.sender, list(message.recipients), message.data
-                )
-            except Exception as raw:  # every failure is classified here
+                refused = send_message(client.smtp, message, before_data)  # type: ignore[arg-type]
+            except MaybeDelivered as exc:
+                # Never retried in this run: the next one sends it once more at most.
+                _quiet_close(client)
+                return self._settle(store, job, "maybe", str(exc), None)
+            except Exception as raw:  # every other failure is classified here
                 exc = classify(raw, self.smtp)
                 if exc.transient:
                     _quiet_close(client)
@@ -281,18 +215,30 @@ class SenderPool:
                         failures += 1
                         self._backoff(exc, failures)
                         continue
-                else:
-                    _reset(client)
                 log.error("not sent (%s): %s", message.key, exc)
-                self.results.put(_Result(message.key, None, exc))
-                return client
+                return self._settle(store, job, "failed", str(exc), client)
             except BaseException:
                 self.broken = SendError("the run was stopped", transient=True)
+                _quietly(ledger_api.mark_interrupted, store, job.claim_id, "interrupted")
                 raise
             if refused:
                 log.warning("%s: refused for %s", message.key, ", ".join(sorted(refused)))
-            self.results.put(_Result(message.key, self.clock(), None))
-            return client
+            return self._settle(store, job, "sent", "", client)
+
+    def _settle(self, store: Store, job: _Job, outcome: str, detail: str, client):
+        if outcome == "sent":
+            try:
+                ledger_api.mark_sent(store, job.claim_id, self.clock())
+            except Exception as exc:
+                log.error("%s: the server accepted the digest, but the ledger could not "
+                          "record it (%s); it counts as maybe delivered", job.outgoing.key,
+                          exc)
+        elif outcome == "maybe":
+            _quietly(ledger_api.mark_maybe, store, job.claim_id, detail)
+        else:
+            _quietly(ledger_api.mark_failed, store, job.claim_id, detail)
+        self.results.put(_Result(job.outgoing.key, outcome, detail))
+        return client
 
     def _backoff(self, exc: SendError, failures: int) -> None:
         delay = min(self.smtp.backoff * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
@@ -300,16 +246,17 @@ class SenderPool:
         self.sleep(delay)
 
 
-def _reset(client: ManagedConnection | None) -> None:
-    """RSET after a refused message, so the next one starts a clean transaction."""
-    if client is None:
-        return
-    # A dead connection is found by the next send.
-    with contextlib.suppress(Exception):
-        client.smtp.rset()  # type: ignore[attr-defined]
+def _quietly(mark: Callable[[Store, int, str], None], store: Store, claim_id: int,
+             why: str) -> None:
+    """A ledger write after the outcome: if it fails, the row still reads as in flight,
+    which the next run treats safely (maybe delivered)."""
+    try:
+        mark(store, claim_id, why)
+    except Exception as exc:
+        log.error("cannot record the outcome in the ledger (%s): %s", exc, why)
 
 
-# -- the run --------------------------------------------------------------------------------
+# -- the report ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -322,27 +269,24 @@ class Progress:
 
 
 @dataclass
-class _Pending:
-    claim_id: int
-    digest: Digest
-    message_id: str = ""
-
-
-@dataclass
 class BulkReport(SendReport):
     """SendReport plus how long each stage took, for the summary and the benchmark."""
 
     seconds: dict[str, float] = field(default_factory=lambda: Counter())
 
     def summary(self) -> str:
-        """One line: sent, skipped and why, failed and why."""
+        """One line: sent, skipped and why, failed and why (and digests left empty or
+        maybe delivered, when there are any)."""
         parts = [f"sent {len(self.sent):,}"]
-        for label, reasons in (("skipped", self.skipped), ("failed", self.failed)):
+        for label, reasons, always in (
+            ("skipped", self.skipped, True), ("empty", self.empty, False),
+            ("maybe delivered", self.maybe, False), ("failed", self.failed, True),
+        ):
             if reasons:
                 why = Counter(_gist(text) for text in reasons.values()).most_common()
                 listed = "; ".join(f"{n:,} {reason}" for reason, n in why)
                 parts.append(f"{label} {len(reasons):,} ({listed})")
-            else:
+            elif always:
                 parts.append(f"{label} 0")
         return ", ".join(parts)
 
@@ -353,10 +297,12 @@ def _gist(reason: str) -> str:
         return "already sent today"
     if "being sent by another" in reason:
         return "being sent by another process"
+    if "may have been delivered" in reason:
+        return "maybe delivered already"
     return reason
 
 
-# -- rendering (in worker processes for big runs: it is CPU work the ranker need not wait for)
+# -- rendering (in a worker process for big runs: CPU work the ranker need not wait for) --
 
 
 @dataclass(frozen=True)
@@ -369,23 +315,23 @@ class _Letter:
     sender: str
     recipients: tuple[str, ...]
     now: datetime
+    message_id: str
 
 
 _ENVIRONMENTS: dict[str | None, object] = {}
 
 
-def render_letter(letter: _Letter) -> tuple[bytes, str]:
-    """The message's bytes and Message-ID (mailer.build_message: the one message builder)."""
-    from pathlib import Path
-
+def render_letter(letter: _Letter) -> bytes:
+    """The message's bytes (mailer.build_message: the one message builder)."""
     env = _ENVIRONMENTS.get(letter.templates_dir)
     if env is None:
         folder = Path(letter.templates_dir) if letter.templates_dir else None
         env = _ENVIRONMENTS[letter.templates_dir] = make_environment(folder)
     rendered = render_digest(letter.digest, env, letter.subject)  # type: ignore[arg-type]
     message = build_message(rendered, sender=letter.sender, recipients=letter.recipients,
-                            profile=letter.digest.profile, now=letter.now)
-    return message_bytes(message), str(message["Message-ID"])
+                            profile=letter.digest.profile, now=letter.now,
+                            message_id=letter.message_id)
+    return message_bytes(message)
 
 
 class _Renderers:
@@ -405,12 +351,15 @@ class _Renderers:
 
     def submit(self, key: str, letter: _Letter) -> None:
         if self.pool is None:
-            self.waiting.append((key, render_letter(letter)))
+            try:
+                self.waiting.append((key, render_letter(letter)))
+            except Exception as exc:  # one digest that cannot render costs that one
+                self.waiting.append((key, exc))
         else:
             self.waiting.append((key, self.pool.submit(render_letter, letter)))
 
-    def ready(self, wait: bool = False):
-        """(key, (bytes, message id) or the exception) for letters done, in order."""
+    def ready(self, wait: bool = False) -> Iterator[tuple[str, bytes | Exception]]:
+        """(key, the message's bytes or the exception) for letters done, in order."""
         while self.waiting:
             key, result = self.waiting[0]
             if self.pool is not None:
@@ -428,15 +377,7 @@ class _Renderers:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _chunks(items, size: int):
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+# -- the run --------------------------------------------------------------------------------
 
 
 def send_many(
@@ -470,73 +411,71 @@ def send_many(
     sender = sender_address(settings.smtp)
     make_environment(cfg.templates_dir)  # a bad templates_dir fails here, once
     templates = str(cfg.templates_dir) if cfg.templates_dir else None
-    ledger = Ledger(store, settings.smtp)
+    ttl = claim_ttl(settings.smtp)
     by_name = {p.name: p for p in profiles}
     days = {p.name: local_date(p, settings, now) for p in profiles}
-    already = ledger.sent_today(days)
-    pending: dict[str, _Pending] = {}
+    claims: dict[str, int] = {}  # claimed here, not yet handed to a sender
     clock = time.perf_counter
     seconds = report.seconds
 
-    def advance() -> None:
+    def advance(outcome: str) -> None:
         state.done += 1
+        if outcome in ("sent", "skipped", "failed"):
+            setattr(state, outcome, getattr(state, outcome) + 1)
         if progress is not None:
             progress(state)
 
-    def drain(block: bool = False) -> None:
-        """Record what the senders report, in one transaction for all that is ready."""
-        results: list[_Result] = []
-        while pending and len(results) < len(pending):
+    def collect(block: bool = False) -> None:
+        while True:
             try:
-                results.append(pool.results.get(block=block and not results))
+                result = pool.results.get(block=block)
             except queue.Empty:
-                break
-        if not results:
-            return
-        started = clock()
-        ledger.settle([(pending[r.key], r) for r in results])
-        seconds["ledger"] += clock() - started
-        for result in results:
-            job = pending.pop(result.key)
-            if result.accepted_at is not None:
-                report.sent[result.key] = job.message_id
-                state.sent += 1
+                return
+            block = False
+            if result.outcome == "sent":
+                report.sent[result.key] = message_ids[result.key]
+            elif result.outcome == "maybe":
+                report.maybe[result.key] = (
+                    f"{result.detail}; it may have been delivered, so the next run sends it "
+                    f"once more at most, with the same Message-ID {message_ids[result.key]}"
+                )
             else:
-                report.failed[result.key] = str(result.error)
-                state.failed += 1
-            advance()
+                report.failed[result.key] = result.detail
+            advance(result.outcome)
+            in_flight.discard(result.key)
 
     def hand_over(wait: bool = False) -> None:
         """Rendered messages to the senders, in order."""
         for name, result in renderers.ready(wait):
-            job = pending[name]
-            if isinstance(result, BaseException):
-                pending.pop(name)
-                ledger.failed(job.claim_id, f"cannot build the message: {result}")
-                report.failed[name] = f"cannot build the message: {result}"
-                state.failed += 1
-                advance()
+            claim_id = claims.pop(name)
+            if isinstance(result, Exception):
+                why = f"cannot build the message: {result}"
+                _quietly(ledger_api.mark_failed, store, claim_id, why)
+                report.failed[name] = why
+                advance("failed")
                 continue
-            data, job.message_id = result
             recipients = tuple(to) or tuple(by_name[name].email)
-            outgoing = Outgoing(name, sender, recipients, data)
-            while True:  # settle what came back while the queue is full
+            job = _Job(claim_id, Outgoing(name, sender, recipients, result))
+            in_flight.add(name)
+            while True:  # collect what came back while the queue is full
                 try:
-                    pool.jobs.put(outgoing, timeout=0.05)
+                    pool.jobs.put(job, timeout=0.05)
                     break
                 except queue.Full:
-                    drain()
-            drain()
+                    collect()
+            collect()
 
-    # Profiles already sent today are not ranked: a second run of the day is quick.
-    fresh = [p.name for p in profiles if force or p.name not in already]
-    for name in (p.name for p in profiles if not force and p.name in already):
-        report.skipped[name] = (
-            f"the {days[name]} digest for {name!r} was already sent; use --force to send it "
-            "again"
-        )
-        state.skipped += 1
-        advance()
+    # A profile whose day is done is not ranked: a second run of the day is quick.
+    fresh = []
+    for profile in profiles:
+        if not force and ledger_api.is_done(store, profile.name, days[profile.name]):
+            report.skipped[profile.name] = (
+                f"the {days[profile.name]} digest for {profile.name!r} was already sent; "
+                "use --force to send it again"
+            )
+            advance("skipped")
+        else:
+            fresh.append(profile.name)
     if not fresh:
         return report
     trending = store.trending(cfg.trending, cfg.window_days) if cfg.trending > 0 else []
@@ -544,68 +483,102 @@ def send_many(
         spare = max(1, (os.cpu_count() or 1) - 1)
         render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
     renderers = _Renderers(render_processes)
-    pool = SenderPool(settings.smtp, connect=connect, sleep=sleep, limit=limit)
+    message_ids: dict[str, str] = {}
+    in_flight: set[str] = set()
+    pool = SenderPool(settings.smtp, store.path.parent, connect=connect, sleep=sleep,
+                      limit=limit)
     try:
         selections = iter(select_picks_many(store, fresh, cfg.picks, cfg.window_days))
         while True:
             started = clock()
-            chunk = list(itertools.islice(selections, CLAIM_BLOCK))
+            chunk = list(itertools.islice(selections, CHUNK))
             seconds["rank"] += clock() - started
             if not chunk:
                 break
-            started = clock()
-            claims = ledger.claim_many([(name, days[name]) for name, _ in chunk], now, force)
-            seconds["ledger"] += clock() - started
             for name, selection in chunk:
-                claim_id = claims[name]
-                if isinstance(claim_id, str):
-                    report.skipped[name] = claim_id
-                    state.skipped += 1
-                    advance()
-                    continue
                 started = clock()
-                digest = _digest(store, settings, name, days[name], selection, trending, force)
-                pending[name] = _Pending(claim_id, digest)
-                renderers.submit(name, _Letter(digest, cfg.subject, templates, sender,
-                                               tuple(to) or tuple(by_name[name].email), now))
-                seconds["render"] += clock() - started
+                letter = _prepare(store, settings, by_name[name], days[name], selection,
+                                  trending, force, now, sender, ttl, report, claims)
+                seconds["ledger"] += clock() - started
+                if letter is None:
+                    advance("skipped" if name in report.skipped else "empty")
+                    continue
+                message_ids[name] = letter.message_id
+                renderers.submit(name, _Letter(
+                    letter.digest, cfg.subject, templates, sender,
+                    tuple(to) or tuple(by_name[name].email), now, letter.message_id,
+                ))
+            started = clock()
             hand_over()
+            seconds["render"] += clock() - started
         started = clock()
         hand_over(wait=True)
-        while pending:
-            drain(block=True)
+        pool.close()
+        collect()
         seconds["send_wait"] += clock() - started
     except BaseException:
-        # Stop: what is queued is not sent; what the server already took is recorded as
-        # sent, the rest released (a killed process's claims expire instead).
+        # Stop: what is queued is not sent (the senders mark it failed); a message on the
+        # wire finishes; claims not yet handed over are released.
         pool.broken = SendError("the run was stopped", transient=True)
         pool.close()
         renderers.close()
-        drain()
-        for job in pending.values():
-            ledger.failed(job.claim_id, "interrupted before the server answered")
+        for claim_id in claims.values():
+            _quietly(ledger_api.mark_failed, store, claim_id, "run stopped before sending")
         raise
-    pool.close()
     renderers.close()
     return report
 
 
-def _digest(
+@dataclass(frozen=True)
+class _Prepared:
+    digest: Digest
+    message_id: str
+
+
+def _prepare(
     store: Store,
     settings: Settings,
-    name: str,
+    profile: ProfileSettings,
     day: date,
-    selection,
+    selection: Selection,
     trending: list,
     force: bool,
-) -> Digest:
-    """The day's digest from the batch's picks; a forced resend repeats what went out."""
-    if force and _sent_items(store, name, day):
-        return build_for(store, settings, name, day)
-    return assemble_digest(
-        day,
-        name,
-        [item_from(pick) for pick in selection.picks],
-        trending=trending,
-        personalised=selection.personalised,
-    )
+    now: datetime,
+    sender: str,
+    ttl,
+    report: BulkReport,
+    claims: dict[str, int],
+) -> _Prepared | None:
+    """Claim the profile's day and fix its digest (saved to the ledger before sending), as
+    delivery.send_digests does; None when there is nothing to send (the report says why)."""
+    name = profile.name
+    try:
+        claimed = ledger_api.claim(store, name, day, now=now, domain=domain_of(sender),
+                                   force=force, ttl=ttl)
+    except AlreadySentError as exc:
+        report.skipped[name] = str(exc)
+        return None
+    if claimed.took_over is not None:
+        log.warning("%s: took over the %s claim of %s, which is no longer running", name,
+                    day, claimed.took_over)
+    try:
+        if claimed.resend or (force and _sent_items(store, name, day)):
+            # What may already be out (or went out) is repeated, not re-ranked.
+            digest = build_for(store, settings, name, day, claimed.id if claimed.resend
+                               else None)
+        else:
+            digest = assemble_digest(day, name, [item_from(p) for p in selection.picks],
+                                     trending=trending, personalised=selection.personalised)
+        if not digest.items and not profile.send_empty:
+            why = empty_reason(settings)
+            ledger_api.mark_empty(store, claimed.id, why)
+            report.empty[name] = why
+            return None
+        if not claimed.resend:
+            ledger_api.save_items(store, claimed.id,
+                                  [(item.pk, item.score, item.reason) for item in digest.items])
+    except BaseException:
+        ledger_api.mark_failed(store, claimed.id, "run stopped before sending")
+        raise
+    claims[name] = claimed.id
+    return _Prepared(digest, claimed.message_id)

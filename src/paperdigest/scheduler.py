@@ -241,7 +241,7 @@ class Daemon:
         self.outcomes = {
             name: outcome for outcomes, outcome in (
                 (report.sent, "sent"), (report.empty, "empty"), (report.skipped, "skipped"),
-                (report.resting, "resting"), (report.maybe, "maybe"), (report.failed, "failed"),
+                (report.maybe, "maybe"), (report.failed, "failed"),
             ) for name in outcomes
         }
         return report.summary()

@@ -127,12 +127,19 @@ def _send_all(context, settings: Settings, profiles, to, force: bool) -> None:
     if len(report.skipped) <= SKIPS_LISTED:  # else the summary counts them
         for name, why in report.skipped.items():
             err.print(f"{name}: {why}", markup=False, soft_wrap=True)
+    for name, why in report.empty.items():
+        typer.echo(f"{name}: {why}")
+    for name, why in report.maybe.items():
+        err.print(f"{name}: maybe delivered: {why}", markup=False, soft_wrap=True)
     for name, why in report.failed.items():
         err.print(f"{name}: not sent: {why}", markup=False, soft_wrap=True)
     err.print(report.summary(), markup=False, soft_wrap=True)
     if report.failed:
         raise DeliveryError(f"{len(report.failed)} of {len(profiles)} digests not sent")
-    if report.skipped and not report.sent:
+    if report.maybe:
+        raise DeliveryError(f"{len(report.maybe)} of {len(profiles)} digests not confirmed "
+                            "by the server")
+    if report.skipped and not (report.sent or report.empty):
         raise typer.Exit(1)
 
 
