@@ -40,7 +40,9 @@ from paperdigest.delivery import (
     build_for,
     claim_ttl,
     empty_reason,
+    is_digest_day,
     local_date,
+    resting_message,
 )
 from paperdigest.digest import Digest, assemble_digest, item_from
 from paperdigest.errors import PaperdigestError
@@ -61,7 +63,7 @@ from paperdigest.mailer import (
     sender_address,
 )
 from paperdigest.render import make_environment, render_digest
-from paperdigest.service import Selection, select_picks_many
+from paperdigest.service import Selection, select_picks_many, window_start
 from paperdigest.store import Store
 
 log = logging.getLogger(__name__)
@@ -279,7 +281,8 @@ class BulkReport(SendReport):
         maybe delivered, when there are any)."""
         parts = [f"sent {len(self.sent):,}"]
         for label, reasons, always in (
-            ("skipped", self.skipped, True), ("empty", self.empty, False),
+            ("skipped", self.skipped, True), ("not a digest day", self.resting, False),
+            ("empty", self.empty, False),
             ("maybe delivered", self.maybe, False), ("failed", self.failed, True),
         ):
             if reasons:
@@ -468,7 +471,11 @@ def send_many(
     # A profile whose day is done is not ranked: a second run of the day is quick.
     fresh = []
     for profile in profiles:
-        if not force and ledger_api.is_done(store, profile.name, days[profile.name]):
+        if not force and not is_digest_day(profile, cfg, days[profile.name]):
+            report.resting[profile.name] = resting_message(profile, settings,
+                                                           days[profile.name])
+            advance("resting")
+        elif not force and ledger_api.is_done(store, profile.name, days[profile.name]):
             report.skipped[profile.name] = (
                 f"the {days[profile.name]} digest for {profile.name!r} was already sent; "
                 "use --force to send it again"
@@ -562,21 +569,26 @@ def _prepare(
         log.warning("%s: took over the %s claim of %s, which is no longer running", name,
                     day, claimed.took_over)
     try:
-        if claimed.resend or (force and _sent_items(store, name, day)):
-            # What may already be out (or went out) is repeated, not re-ranked.
+        last = store.last_sent_digest(name)
+        if (claimed.resend or (force and _sent_items(store, name, day))
+                or store.rules(name) or settings.min_score(name) is not None
+                or window_start(store, last[0] if last and last[0] < day else None)):
+            # What may already be out (or went out) is repeated, not re-ranked; follow and
+            # mute rules, min_score and a window since the last digest take the
+            # one-profile path (the batch ranks the plain window only).
             digest = build_for(store, settings, name, day, claimed.id if claimed.resend
                                else None)
         else:
             digest = assemble_digest(day, name, [item_from(p) for p in selection.picks],
                                      trending=trending, personalised=selection.personalised)
-        if not digest.items and not profile.send_empty:
+        if not digest.shown and not profile.send_empty:
             why = empty_reason(settings)
             ledger_api.mark_empty(store, claimed.id, why)
             report.empty[name] = why
             return None
         if not claimed.resend:
             ledger_api.save_items(store, claimed.id,
-                                  [(item.pk, item.score, item.reason) for item in digest.items])
+                                  [(item.pk, item.score, item.reason) for item in digest.shown])
     except BaseException:
         ledger_api.mark_failed(store, claimed.id, "run stopped before sending")
         raise

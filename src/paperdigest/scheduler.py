@@ -133,11 +133,12 @@ def make_trigger(profile: ProfileSettings, digest: DigestSettings) -> CronTrigge
 def due_groups(
     profiles: Sequence[ProfileSettings], digest: DigestSettings
 ) -> list[tuple[str, ...]]:
-    """Profile names grouped by send time and time zone: each group is due at the same
-    instant, so it is ranked and sent as one batch."""
+    """Profile names grouped by send time, time zone and digest days: each group is due
+    at the same instants, so it is ranked and sent as one batch."""
     groups: dict[tuple, list[str]] = {}
     for profile in profiles:
-        key = (send_time_of(profile, digest), profile.timezone or digest.timezone)
+        key = (send_time_of(profile, digest), profile.timezone or digest.timezone,
+               tuple(digest_days(profile, digest)))
         groups.setdefault(key, []).append(profile.name)
     return [tuple(names) for names in groups.values()]
 
@@ -242,6 +243,7 @@ class Daemon:
             name: outcome for outcomes, outcome in (
                 (report.sent, "sent"), (report.empty, "empty"), (report.skipped, "skipped"),
                 (report.maybe, "maybe"), (report.failed, "failed"),
+                (report.resting, "resting"),
             ) for name in outcomes
         }
         return report.summary()
