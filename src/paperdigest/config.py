@@ -105,6 +105,10 @@ class SmtpSettings(_Section):
     retries: int = Field(3, ge=0, le=20)
     # Seconds before the first retry of a transient SMTP failure; doubles each retry.
     backoff: float = Field(5.0, ge=0)
+    # `send --all` and the daemon: parallel connections, each reused for many messages,
+    # and an optional cap on messages a minute over all of them (providers throttle).
+    connections: int = Field(2, ge=1, le=32)
+    max_per_minute: int | None = Field(None, ge=1)
 
 
 class DigestSettings(_Section):

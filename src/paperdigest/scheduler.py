@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from pathlib import Path
@@ -49,6 +49,9 @@ from paperdigest.refresh import refresh_sources
 from paperdigest.store import Store
 
 log = logging.getLogger(__name__)
+
+# Under the daemon, a batch logs its progress every this many profiles.
+LOG_EVERY = 1000
 
 
 # -- pure: when ---------------------------------------------------------------------------
@@ -127,6 +130,19 @@ def make_trigger(profile: ProfileSettings, digest: DigestSettings) -> CronTrigge
     )
 
 
+def due_groups(
+    profiles: Sequence[ProfileSettings], digest: DigestSettings
+) -> list[tuple[str, ...]]:
+    """Profile names grouped by send time, time zone and digest days: each group is due
+    at the same instants, so it is ranked and sent as one batch."""
+    groups: dict[tuple, list[str]] = {}
+    for profile in profiles:
+        key = (send_time_of(profile, digest), profile.timezone or digest.timezone,
+               tuple(digest_days(profile, digest)))
+        groups.setdefault(key, []).append(profile.name)
+    return [tuple(names) for names in groups.values()]
+
+
 # -- the daemon -----------------------------------------------------------------------------
 
 
@@ -154,6 +170,7 @@ class Daemon:
         if missing:
             raise PaperdigestError(f"profile {missing[0]!r} has no email address")
         self.settings = settings
+        self._profiles = {p.name: p for p in settings.profiles}
         self.data_dir = data_dir
         self.clock = clock
         self.connect = connect
@@ -162,30 +179,74 @@ class Daemon:
         self._scheduler: BackgroundScheduler | None = None
         self._attempts: dict[str, tuple[date, int]] = {}  # profile -> (day, runs so far)
         self.next_retry: dict[str, datetime] = {}  # profile -> when the next try is due
+        self.outcomes: dict[str, str] = {}  # profile -> outcome of the last batch
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
             raise StopRequested("stopping")
 
-    def send_now(self, name: str) -> str:
-        """The job: refresh sources, then send today's digest unless the ledger has it.
-        Returns what happened; never raises, so one bad day never stops the daemon."""
-        profile = self.settings.profile(name)
+    def send_now(self, *names: str) -> str:
+        """The job: refresh sources, then send today's digest of each named profile unless
+        the ledger has it (several: one batch, see bulk.py). Returns what happened; never
+        raises, so one bad day never stops the daemon."""
+        if len(names) != 1:
+            return self._guarded(", ".join(names[:3]), lambda: self._send_group(names))
+        profile = self._profiles.get(names[0])
         if profile is None:  # pragma: no cover - jobs are made from the same settings
             return "unknown profile"
+        return self._guarded(profile.name, lambda: self._send(profile))
+
+    def _guarded(self, label: str, job: Callable[[], str]) -> str:
         with self._lock:
             try:
-                return self._send(profile)
+                return job()
             except StopRequested:
                 log.warning("%s: stopped before the digest went out; it is sent on restart "
-                            "(within the catch-up window)", name)
+                            "(within the catch-up window)", label)
                 return "stopped"
             except PaperdigestError as exc:
-                log.error("%s: %s", name, exc)
+                log.error("%s: %s", label, exc)
                 return f"error: {exc}"
             except Exception as exc:  # keep the daemon alive, and the message short
-                log.error("%s: unexpected %s: %s", name, type(exc).__name__, exc)
+                log.error("%s: unexpected %s: %s", label, type(exc).__name__, exc)
                 return f"error: {type(exc).__name__}"
+
+    def _send_group(self, names: Sequence[str]) -> str:
+        """Profiles due at the same moment, sent in one batched run with a log line every
+        LOG_EVERY profiles and a summary. Each profile that did not finish its day is then
+        retried on its own (run_job)."""
+        from paperdigest.bulk import send_many
+
+        profiles = [self._profiles[name] for name in names if name in self._profiles]
+        now = self.clock()
+        with Store.open(self.data_dir) as store:
+            due = [p for p in profiles
+                   if not is_done(store, p.name, local_date(p, self.settings, now))]
+        if not due:
+            log.info("%d profiles: today's digests were already sent", len(profiles))
+            return "already sent"
+        for profile in due:
+            self._count_attempt(profile.name, local_date(profile, self.settings, now))
+        self._refresh()
+        log.info("sending %d digests", len(due))
+
+        def progress(state) -> None:
+            if state.done % LOG_EVERY == 0 or state.done == state.total:
+                log.info("%d of %d profiles done (%d sent, %d skipped, %d failed)",
+                         state.done, state.total, state.sent, state.skipped, state.failed)
+
+        with Store.open(self.data_dir) as store:
+            report = send_many(store, self.settings, due, now=self.clock(),
+                               connect=self.connect, sleep=self._sleep, progress=progress)
+        log.info("digests: %s", report.summary())
+        self.outcomes = {
+            name: outcome for outcomes, outcome in (
+                (report.sent, "sent"), (report.empty, "empty"), (report.skipped, "skipped"),
+                (report.maybe, "maybe"), (report.failed, "failed"),
+                (report.resting, "resting"),
+            ) for name in outcomes
+        }
+        return report.summary()
 
     def _send(self, profile: ProfileSettings) -> str:
         now = self.clock()
@@ -258,10 +319,14 @@ class Daemon:
             if not getattr(result, "ok", True):
                 log.warning("source %s failed: %s", result.source, result.error)
 
-    def run_job(self, name: str) -> str:
-        """The scheduled job: one attempt, then a retry scheduled if the day needs one."""
-        outcome = self.send_now(name)
-        self.plan_retry(name, outcome)
+    def run_job(self, *names: str) -> str:
+        """The scheduled job: one attempt (a batch for several profiles), then a retry
+        scheduled for each profile whose day needs one."""
+        self.outcomes = {}
+        outcome = self.send_now(*names)
+        for name in names:
+            self.plan_retry(name, self.outcomes.get(name, outcome) if len(names) > 1
+                            else outcome)
         return outcome
 
     def plan_retry(self, name: str, outcome: str) -> datetime | None:
@@ -320,13 +385,14 @@ class Daemon:
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         )
-        for profile in self.settings.profiles:
+        for names in due_groups(self.settings.profiles, digest):
             scheduler.add_job(
                 self.run_job,
-                make_trigger(profile, digest),
-                args=[profile.name],
-                id=f"digest:{profile.name}",
-                name=f"digest for {profile.name}",
+                make_trigger(self._profiles[names[0]], digest),
+                args=list(names),
+                id=f"digest:{names[0]}",
+                name=f"digest for {names[0]}" + (f" and {len(names) - 1} more"
+                                                 if len(names) > 1 else ""),
             )
         return scheduler
 
@@ -335,13 +401,16 @@ class Daemon:
         scheduler.start()
         try:
             now = self.clock()
-            for profile in self.settings.profiles:
-                at = next_send_time(profile, self.settings.digest, now)
-                log.info("%s: next digest at %s", profile.name, at.isoformat())
-            for name in self.catch_up():
+            for names in due_groups(self.settings.profiles, self.settings.digest):
+                at = next_send_time(self._profiles[names[0]], self.settings.digest, now)
+                who = names[0] if len(names) == 1 else f"{len(names)} profiles"
+                log.info("%s: next digest at %s", who, at.isoformat())
+            due = self.catch_up()
+            if due:
+                who = due[0] if len(due) == 1 else f"{len(due)} profiles"
                 log.info("%s: today's digest is not sent and its send time has passed; "
-                         "sending now", name)
-                scheduler.add_job(self.run_job, args=[name], id=f"catchup:{name}")
+                         "sending now", who)
+                scheduler.add_job(self.run_job, args=due, id=f"catchup:{due[0]}")
             while not self.stop.wait(1.0):
                 pass
             log.info("stopping: letting a send in progress finish")

@@ -4,12 +4,13 @@ brought up to date: see corpus_index)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 
+from paperdigest.batch_ranking import BatchRanker, BatchUnsupported, ProfileRows, Rows
 from paperdigest.corpus_index import CorpusIndex, open_index
 from paperdigest.digest import Digest, assemble_digest, item_for, item_from
 from paperdigest.follows import is_muted, sort_papers
@@ -122,6 +123,113 @@ def select_picks(
         if min_score is None or r.score >= min_score
     ]
     return Selection(picks, True, followed)
+
+
+# Profiles ranked at once: bounds the (candidates x profiles) score blocks to a few MB.
+BATCH_PROFILES = 256
+
+
+def _rows(index: CorpusIndex, rows: np.ndarray) -> Rows:
+    return Rows(index.take(rows), index.take_titles(rows), index.take_vectors(rows))
+
+
+def _positions(sorted_rows: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+    """Where each of `rows` is in `sorted_rows`, for those that are in it."""
+    rows = np.asarray(rows, dtype=np.int64)
+    at = np.searchsorted(sorted_rows, rows)
+    inside = at < len(sorted_rows)
+    hit = np.zeros(len(rows), bool)
+    hit[inside] = sorted_rows[at[inside]] == rows[inside]
+    return np.unique(at[hit])
+
+
+def select_picks_many(
+    store: Store,
+    profiles: Sequence[str],
+    limit: int,
+    window_days: int = 7,
+    index: CorpusIndex | None = None,
+    block: int = BATCH_PROFILES,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[tuple[str, Selection]]:
+    """`select_picks` for many profiles, the same picks, ranked a block at a time against
+    candidates and a background gathered once. Yields as each block is ranked, so the
+    caller can render and send while the next block is scored."""
+    index = index if index is not None else open_index(store, progress)
+    candidates = index.eligible([], window_days)
+    background = background_rows(index.n_rows, set())
+    batch: BatchRanker | None = None
+    if index.n_rows and len(candidates):
+        try:
+            batch = BatchRanker(
+                Ranker(term_embedding=index.term_vectors),
+                _rows(index, background),
+                _rows(index, candidates),
+            )
+        except BatchUnsupported:
+            batch = None
+    for start in range(0, len(profiles), block):
+        names = profiles[start : start + block]
+        yield from _select_block(store, names, limit, window_days, index, batch, candidates,
+                                 background)
+
+
+def _select_block(
+    store: Store,
+    names: Sequence[str],
+    limit: int,
+    window_days: int,
+    index: CorpusIndex,
+    batch: BatchRanker | None,
+    candidates: np.ndarray,
+    background: np.ndarray,
+) -> Iterator[tuple[str, Selection]]:
+    marks = []  # (name, starred papers, star rows, dismissed rows, seen rows)
+    for name in names:
+        starred = [paper for paper, _ in store.starred(name)]
+        dismissed = store.dismissed_pks(name)
+        seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(name)
+        marks.append((name, starred, index.rows_of([p.pk for p in starred]),
+                      index.rows_of(sorted(dismissed)), index.rows_of(sorted(seen))))
+    ranked: list[list[RankedRow] | None] = [None] * len(marks)
+    marked = np.unique(np.concatenate(
+        [np.asarray(m[2] + m[3], np.int64) for m in marks] or [np.zeros(0, np.int64)]
+    ))
+    if batch is not None and len(marked):
+        ranked = batch.rank(
+            _rows(index, marked),
+            [
+                ProfileRows(
+                    stars=np.searchsorted(marked, np.asarray(stars, np.int64)),
+                    dismissed=np.searchsorted(marked, np.asarray(dismissed, np.int64)),
+                    background_out=_positions(background, stars + dismissed),
+                    candidates_out=_positions(candidates, seen),
+                )
+                for _, _, stars, dismissed, seen in marks
+            ],
+            limit,
+            index.feature_names,
+        )
+    for (name, starred, _, _, _), rows in zip(marks, ranked, strict=True):
+        if rows is None or not starred:
+            yield name, select_picks(store, name, limit, window_days, index=index)
+            continue
+        picked = [int(index.pks[candidates[r.row]]) for r in rows]
+        papers = {p.pk: p for p in starred}
+        papers.update((p.pk, p) for p in store.papers(picked))
+        yield name, Selection(
+            [
+                Pick(
+                    paper=papers[pk],
+                    score=r.score,
+                    because_of=papers.get(int(index.pks[marked[r.star_row]]))
+                    if r.star_row is not None else None,
+                    terms=r.terms,
+                )
+                for pk, r in zip(picked, rows, strict=True)
+            ],
+            True,
+        )
 
 
 def build_digest(

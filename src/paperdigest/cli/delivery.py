@@ -14,6 +14,9 @@ from pydantic import SecretStr
 from paperdigest.cli.common import app, app_context, clean_errors, err
 from paperdigest.config import Settings
 
+# `send --all` names each skipped profile up to this many; beyond, the summary counts them.
+SKIPS_LISTED = 20
+
 config_app = typer.Typer(
     name="config", help="Create or check the config.", no_args_is_help=True, add_completion=False
 )
@@ -54,13 +57,29 @@ def send(
         bool, typer.Option("--force", help="Send again even if today's digest went out, "
                            "or today is not one of the profile's days.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", metavar="K/N", help="With --all: only the profiles whose "
+                     "name hashes to share K of N (1 <= K <= N), so N hosts split the "
+                     "readers between them.", show_default=False),
+    ] = None,
 ) -> None:
     """Build today's digest and mail it, once per profile and day."""
     from paperdigest.delivery import DeliveryError, select_profiles, send_digests
+    from paperdigest.errors import PaperdigestError
+    from paperdigest.shards import parse_shard, take_shard
 
     context = app_context(ctx)
     settings = context.settings
+    if shard is not None and not all_profiles:
+        raise PaperdigestError("--shard needs --all")
+    share = parse_shard(shard) if shard is not None else None
     profiles = select_profiles(settings, profile, all_profiles)
+    if share is not None:
+        profiles = take_shard(profiles, [p.name for p in profiles], *share)
+    if all_profiles and not dry_run:
+        _send_all(context, settings, profiles, to or (), force)
+        return
     with context.store() as store:
         report = send_digests(
             store, settings, profiles, to=to or (), force=force, dry_run=dry_run
@@ -87,6 +106,40 @@ def send(
         raise DeliveryError(f"{len(report.maybe)} of {len(profiles)} digests not confirmed "
                             "by the server")
     if report.skipped and not (report.sent or report.written or report.empty):
+        raise typer.Exit(1)
+
+
+def _send_all(context, settings: Settings, profiles, to, force: bool) -> None:
+    """`send --all`: the batched, pipelined path, a progress bar, then a summary."""
+    from paperdigest.bulk import send_many
+    from paperdigest.cli.common import progress
+    from paperdigest.delivery import DeliveryError
+
+    with context.store() as store, progress() as bar:
+        task = bar.add_task("Sending digests", total=len(profiles))
+        report = send_many(
+            store, settings, profiles, to=to, force=force,
+            progress=lambda state: bar.update(task, completed=state.done),
+        )
+    emails = {p.name: p.email for p in profiles}
+    for name in report.sent:
+        typer.echo(f"{name}: sent to {', '.join(to or emails[name])}")
+    if len(report.skipped) <= SKIPS_LISTED:  # else the summary counts them
+        for name, why in report.skipped.items():
+            err.print(f"{name}: {why}", markup=False, soft_wrap=True)
+    for name, why in report.empty.items():
+        typer.echo(f"{name}: {why}")
+    for name, why in report.maybe.items():
+        err.print(f"{name}: maybe delivered: {why}", markup=False, soft_wrap=True)
+    for name, why in report.failed.items():
+        err.print(f"{name}: not sent: {why}", markup=False, soft_wrap=True)
+    err.print(report.summary(), markup=False, soft_wrap=True)
+    if report.failed:
+        raise DeliveryError(f"{len(report.failed)} of {len(profiles)} digests not sent")
+    if report.maybe:
+        raise DeliveryError(f"{len(report.maybe)} of {len(profiles)} digests not confirmed "
+                            "by the server")
+    if report.skipped and not (report.sent or report.empty):
         raise typer.Exit(1)
 
 

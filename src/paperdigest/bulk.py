@@ -1,0 +1,596 @@
+"""Sending many digests in one run: `send --all` and the daemon's due groups.
+
+The profiles are ranked a block at a time against candidates gathered once
+(`service.select_picks_many`). The main thread claims each profile's day in the ledger,
+builds its digest and saves its picks; a worker process renders the messages (for big
+runs), and `smtp.connections` sender threads push them over connections they keep open
+(RSET after a refused message), optionally no faster than `smtp.max_per_minute`. All
+three overlap.
+
+Exactly once, with the ledger's rules (ledger.py), message by message as
+delivery.send_digests keeps them: a claim per profile and day before the message is
+built, its stable Message-ID, `record_attempt` just before the payload, `mark_sent` as
+soon as the server said 250, `mark_maybe` when no answer came after the payload. Each
+sender thread writes these on its own connection to the database, so nothing waits for
+the main thread. One refused recipient costs that message; a refused login or an
+unreachable server (after `smtp.retries`) costs the rest of the run, and each profile
+says why.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from paperdigest import ledger as ledger_api
+from paperdigest.config import ProfileSettings, Settings, SmtpSettings
+from paperdigest.delivery import (
+    SendReport,
+    _sent_items,
+    build_for,
+    claim_ttl,
+    empty_reason,
+    is_digest_day,
+    local_date,
+    resting_message,
+)
+from paperdigest.digest import Digest, assemble_digest, item_from
+from paperdigest.errors import PaperdigestError
+from paperdigest.ledger import AlreadySentError
+from paperdigest.mailer import (
+    MAX_BACKOFF_SECONDS,
+    ManagedConnection,
+    MaybeDelivered,
+    Outgoing,
+    SendError,
+    _quiet_close,
+    build_message,
+    classify,
+    domain_of,
+    message_bytes,
+    open_connection,
+    send_message,
+    sender_address,
+)
+from paperdigest.render import make_environment, render_digest
+from paperdigest.service import Selection, select_picks_many, window_start
+from paperdigest.store import Store
+
+log = logging.getLogger(__name__)
+
+# Messages built ahead of the senders, per connection: enough to keep them busy while the
+# next block is ranked, few enough that a stopped run leaves few claims to release.
+QUEUE_PER_CONNECTION = 16
+# Selections taken from the ranker at once, then claimed and built.
+CHUNK = 32
+# From this many profiles on, messages are rendered in a worker process.
+PROCESS_RENDER_MIN = 500
+
+
+# -- pacing -------------------------------------------------------------------------------
+
+
+class RateLimit:
+    """At most `per_minute` messages a minute over all connections, evenly spaced (a
+    provider that throttles per minute also dislikes bursts). None: no limit."""
+
+    def __init__(
+        self,
+        per_minute: int | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self.clock = clock
+        self.sleep = sleep
+        self.waits = 0
+        self._next: float | None = None
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:  # held while sleeping: the next sender queues behind this one
+            now = self.clock()
+            at = now if self._next is None else max(self._next, now)
+            if at > now:
+                self.waits += 1
+                self.sleep(at - now)
+            self._next = at + self.interval
+
+
+# -- the senders --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    claim_id: int
+    outgoing: Outgoing
+
+
+@dataclass(frozen=True)
+class _Result:
+    key: str
+    outcome: str  # "sent", "maybe" or "failed"
+    detail: str = ""
+
+
+class SenderPool:
+    """`connections` threads, each sending queued messages over one connection it reuses
+    (reconnecting with backoff on transient failures) and writing each outcome to the
+    ledger through its own database connection."""
+
+    def __init__(
+        self,
+        smtp: SmtpSettings,
+        data_dir: Path,
+        *,
+        connect: Callable[[SmtpSettings], ManagedConnection] = open_connection,
+        sleep: Callable[[float], None] = time.sleep,
+        limit: RateLimit | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.smtp = smtp
+        self.data_dir = data_dir
+        self.connect = connect
+        self.sleep = sleep
+        self.limit = limit or RateLimit(smtp.max_per_minute)
+        self.clock = clock
+        self.jobs: queue.Queue[_Job | None] = queue.Queue(
+            maxsize=QUEUE_PER_CONNECTION * smtp.connections
+        )
+        self.results: queue.Queue[_Result] = queue.Queue()
+        self.broken: SendError | None = None  # a failure no later message can avoid
+        self.threads = [
+            threading.Thread(target=self._run, name=f"smtp-{i}", daemon=True)
+            for i in range(smtp.connections)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+
+    def _run(self) -> None:
+        client: ManagedConnection | None = None
+        store: Store | None = None
+        try:
+            while (job := self.jobs.get()) is not None:
+                if store is None:
+                    store = Store.open(self.data_dir)
+                client = self._send(store, job, client)
+        finally:
+            if client is not None:
+                _quiet_close(client)
+            if store is not None:
+                store.close()
+
+    def _send(self, store: Store, job: _Job, client: ManagedConnection | None):
+        message, failures = job.outgoing, 0
+
+        def before_data() -> None:
+            try:
+                ledger_api.record_attempt(store, job.claim_id)
+            except sqlite3.Error as exc:
+                raise SendError(f"cannot write the attempt to the ledger ({exc}); not "
+                                "sending", transient=False) from None
+
+        while True:
+            if self.broken is not None:
+                return self._settle(store, job, "failed", str(self.broken), client)
+            try:
+                if client is None:
+                    try:
+                        client = self.connect(self.smtp)
+                    except SendError as exc:
+                        if exc.transient and failures < self.smtp.retries:
+                            failures += 1
+                            self._backoff(exc, failures)
+                            continue
+                        self.broken = exc  # refused login, or unreachable after retries
+                        continue
+                self.limit.wait()
+                refused = send_message(client.smtp, message, before_data)  # type: ignore[arg-type]
+            except MaybeDelivered as exc:
+                # Never retried in this run: the next one sends it once more at most.
+                _quiet_close(client)
+                return self._settle(store, job, "maybe", str(exc), None)
+            except Exception as raw:  # every other failure is classified here
+                exc = classify(raw, self.smtp)
+                if exc.transient:
+                    _quiet_close(client)
+                    client = None
+                    if failures < self.smtp.retries:
+                        failures += 1
+                        self._backoff(exc, failures)
+                        continue
+                log.error("not sent (%s): %s", message.key, exc)
+                return self._settle(store, job, "failed", str(exc), client)
+            except BaseException:
+                self.broken = SendError("the run was stopped", transient=True)
+                _quietly(ledger_api.mark_interrupted, store, job.claim_id, "interrupted")
+                raise
+            if refused:
+                log.warning("%s: refused for %s", message.key, ", ".join(sorted(refused)))
+            return self._settle(store, job, "sent", "", client)
+
+    def _settle(self, store: Store, job: _Job, outcome: str, detail: str, client):
+        if outcome == "sent":
+            try:
+                ledger_api.mark_sent(store, job.claim_id, self.clock())
+            except Exception as exc:
+                log.error("%s: the server accepted the digest, but the ledger could not "
+                          "record it (%s); it counts as maybe delivered", job.outgoing.key,
+                          exc)
+        elif outcome == "maybe":
+            _quietly(ledger_api.mark_maybe, store, job.claim_id, detail)
+        else:
+            _quietly(ledger_api.mark_failed, store, job.claim_id, detail)
+        self.results.put(_Result(job.outgoing.key, outcome, detail))
+        return client
+
+    def _backoff(self, exc: SendError, failures: int) -> None:
+        delay = min(self.smtp.backoff * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+        log.warning("%s; retry %d of %d in %.3gs", exc, failures, self.smtp.retries, delay)
+        self.sleep(delay)
+
+
+def _quietly(mark: Callable[[Store, int, str], None], store: Store, claim_id: int,
+             why: str) -> None:
+    """A ledger write after the outcome: if it fails, the row still reads as in flight,
+    which the next run treats safely (maybe delivered)."""
+    try:
+        mark(store, claim_id, why)
+    except Exception as exc:
+        log.error("cannot record the outcome in the ledger (%s): %s", exc, why)
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+@dataclass
+class BulkReport(SendReport):
+    """SendReport plus how long each stage took, for the summary and the benchmark."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: Counter())
+
+    def summary(self) -> str:
+        """One line: sent, skipped and why, failed and why (and digests left empty or
+        maybe delivered, when there are any)."""
+        parts = [f"sent {len(self.sent):,}"]
+        for label, reasons, always in (
+            ("skipped", self.skipped, True), ("not a digest day", self.resting, False),
+            ("empty", self.empty, False),
+            ("maybe delivered", self.maybe, False), ("failed", self.failed, True),
+        ):
+            if reasons:
+                why = Counter(_gist(text) for text in reasons.values()).most_common()
+                listed = "; ".join(f"{n:,} {reason}" for reason, n in why)
+                parts.append(f"{label} {len(reasons):,} ({listed})")
+            elif always:
+                parts.append(f"{label} 0")
+        return ", ".join(parts)
+
+
+def _gist(reason: str) -> str:
+    """A reason without the profile's name, so equal reasons are counted together."""
+    if "was already sent" in reason:
+        return "already sent today"
+    if "being sent by another" in reason:
+        return "being sent by another process"
+    if "may have been delivered" in reason:
+        return "maybe delivered already"
+    return reason
+
+
+# -- rendering (in a worker process for big runs: CPU work the ranker need not wait for) --
+
+
+@dataclass(frozen=True)
+class _Letter:
+    """What a renderer needs to turn a digest into a message."""
+
+    digest: Digest
+    subject: str
+    templates_dir: str | None
+    sender: str
+    recipients: tuple[str, ...]
+    now: datetime
+    message_id: str
+
+
+_ENVIRONMENTS: dict[str | None, object] = {}
+
+
+def render_letter(letter: _Letter) -> bytes:
+    """The message's bytes (mailer.build_message: the one message builder)."""
+    env = _ENVIRONMENTS.get(letter.templates_dir)
+    if env is None:
+        folder = Path(letter.templates_dir) if letter.templates_dir else None
+        env = _ENVIRONMENTS[letter.templates_dir] = make_environment(folder)
+    rendered = render_digest(letter.digest, env, letter.subject)  # type: ignore[arg-type]
+    message = build_message(rendered, sender=letter.sender, recipients=letter.recipients,
+                            profile=letter.digest.profile, now=letter.now,
+                            message_id=letter.message_id)
+    return message_bytes(message)
+
+
+class _Renderers:
+    """Renders letters in order: in this process, or in worker processes so that
+    rendering overlaps ranking (results come back in submission order)."""
+
+    def __init__(self, processes: int) -> None:
+        self.pool = None
+        if processes > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the sender threads are running, and forking a threaded process is unsafe
+            self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(
+                "spawn"))
+        self.waiting: deque = deque()
+
+    def submit(self, key: str, letter: _Letter) -> None:
+        if self.pool is None:
+            try:
+                self.waiting.append((key, render_letter(letter)))
+            except Exception as exc:  # one digest that cannot render costs that one
+                self.waiting.append((key, exc))
+        else:
+            self.waiting.append((key, self.pool.submit(render_letter, letter)))
+
+    def ready(self, wait: bool = False) -> Iterator[tuple[str, bytes | Exception]]:
+        """(key, the message's bytes or the exception) for letters done, in order."""
+        while self.waiting:
+            key, result = self.waiting[0]
+            if self.pool is not None:
+                if not (wait or result.done()):
+                    return
+                try:
+                    result = result.result()
+                except Exception as exc:  # one digest that cannot render costs that one
+                    result = exc
+            self.waiting.popleft()
+            yield key, result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def send_many(
+    store: Store,
+    settings: Settings,
+    profiles: Sequence[ProfileSettings],
+    *,
+    now: datetime | None = None,
+    to: Sequence[str] = (),
+    force: bool = False,
+    connect: Callable[[SmtpSettings], ManagedConnection] = open_connection,
+    sleep: Callable[[float], None] = time.sleep,
+    limit: RateLimit | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    render_processes: int | None = None,
+) -> BulkReport:
+    """Build and send today's digest of every profile; see the module docstring.
+
+    ``render_processes``: worker processes that render (default: one per spare core for
+    runs of PROCESS_RENDER_MIN profiles or more, else none)."""
+    now = now or datetime.now(UTC)
+    report = BulkReport()
+    state = Progress(total=len(profiles))
+    cfg = settings.digest
+    for profile in profiles:
+        if not (to or profile.email):
+            raise PaperdigestError(
+                f"profile {profile.name!r} has no email address; set email in its "
+                "[[profiles]] entry or pass --to"
+            )
+    sender = sender_address(settings.smtp)
+    make_environment(cfg.templates_dir)  # a bad templates_dir fails here, once
+    templates = str(cfg.templates_dir) if cfg.templates_dir else None
+    ttl = claim_ttl(settings.smtp)
+    by_name = {p.name: p for p in profiles}
+    days = {p.name: local_date(p, settings, now) for p in profiles}
+    claims: dict[str, int] = {}  # claimed here, not yet handed to a sender
+    clock = time.perf_counter
+    seconds = report.seconds
+
+    def advance(outcome: str) -> None:
+        state.done += 1
+        if outcome in ("sent", "skipped", "failed"):
+            setattr(state, outcome, getattr(state, outcome) + 1)
+        if progress is not None:
+            progress(state)
+
+    def collect(block: bool = False) -> None:
+        while True:
+            try:
+                result = pool.results.get(block=block)
+            except queue.Empty:
+                return
+            block = False
+            if result.outcome == "sent":
+                report.sent[result.key] = message_ids[result.key]
+            elif result.outcome == "maybe":
+                report.maybe[result.key] = (
+                    f"{result.detail}; it may have been delivered, so the next run sends it "
+                    f"once more at most, with the same Message-ID {message_ids[result.key]}"
+                )
+            else:
+                report.failed[result.key] = result.detail
+            advance(result.outcome)
+            in_flight.discard(result.key)
+
+    def hand_over(wait: bool = False) -> None:
+        """Rendered messages to the senders, in order."""
+        for name, result in renderers.ready(wait):
+            claim_id = claims.pop(name)
+            if isinstance(result, Exception):
+                why = f"cannot build the message: {result}"
+                _quietly(ledger_api.mark_failed, store, claim_id, why)
+                report.failed[name] = why
+                advance("failed")
+                continue
+            recipients = tuple(to) or tuple(by_name[name].email)
+            job = _Job(claim_id, Outgoing(name, sender, recipients, result))
+            in_flight.add(name)
+            while True:  # collect what came back while the queue is full
+                try:
+                    pool.jobs.put(job, timeout=0.05)
+                    break
+                except queue.Full:
+                    collect()
+            collect()
+
+    # A profile whose day is done is not ranked: a second run of the day is quick.
+    fresh = []
+    for profile in profiles:
+        if not force and not is_digest_day(profile, cfg, days[profile.name]):
+            report.resting[profile.name] = resting_message(profile, settings,
+                                                           days[profile.name])
+            advance("resting")
+        elif not force and ledger_api.is_done(store, profile.name, days[profile.name]):
+            report.skipped[profile.name] = (
+                f"the {days[profile.name]} digest for {profile.name!r} was already sent; "
+                "use --force to send it again"
+            )
+            advance("skipped")
+        else:
+            fresh.append(profile.name)
+    if not fresh:
+        return report
+    trending = store.trending(cfg.trending, cfg.window_days) if cfg.trending > 0 else []
+    if render_processes is None:
+        spare = max(1, (os.cpu_count() or 1) - 1)
+        render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
+    renderers = _Renderers(render_processes)
+    message_ids: dict[str, str] = {}
+    in_flight: set[str] = set()
+    pool = SenderPool(settings.smtp, store.path.parent, connect=connect, sleep=sleep,
+                      limit=limit)
+    try:
+        selections = iter(select_picks_many(store, fresh, cfg.picks, cfg.window_days))
+        while True:
+            started = clock()
+            chunk = list(itertools.islice(selections, CHUNK))
+            seconds["rank"] += clock() - started
+            if not chunk:
+                break
+            for name, selection in chunk:
+                started = clock()
+                letter = _prepare(store, settings, by_name[name], days[name], selection,
+                                  trending, force, now, sender, ttl, report, claims)
+                seconds["ledger"] += clock() - started
+                if letter is None:
+                    advance("skipped" if name in report.skipped else "empty")
+                    continue
+                message_ids[name] = letter.message_id
+                renderers.submit(name, _Letter(
+                    letter.digest, cfg.subject, templates, sender,
+                    tuple(to) or tuple(by_name[name].email), now, letter.message_id,
+                ))
+            started = clock()
+            hand_over()
+            seconds["render"] += clock() - started
+        started = clock()
+        hand_over(wait=True)
+        pool.close()
+        collect()
+        seconds["send_wait"] += clock() - started
+    except BaseException:
+        # Stop: what is queued is not sent (the senders mark it failed); a message on the
+        # wire finishes; claims not yet handed over are released.
+        pool.broken = SendError("the run was stopped", transient=True)
+        pool.close()
+        renderers.close()
+        for claim_id in claims.values():
+            _quietly(ledger_api.mark_failed, store, claim_id, "run stopped before sending")
+        raise
+    renderers.close()
+    return report
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    digest: Digest
+    message_id: str
+
+
+def _prepare(
+    store: Store,
+    settings: Settings,
+    profile: ProfileSettings,
+    day: date,
+    selection: Selection,
+    trending: list,
+    force: bool,
+    now: datetime,
+    sender: str,
+    ttl,
+    report: BulkReport,
+    claims: dict[str, int],
+) -> _Prepared | None:
+    """Claim the profile's day and fix its digest (saved to the ledger before sending), as
+    delivery.send_digests does; None when there is nothing to send (the report says why)."""
+    name = profile.name
+    try:
+        claimed = ledger_api.claim(store, name, day, now=now, domain=domain_of(sender),
+                                   force=force, ttl=ttl)
+    except AlreadySentError as exc:
+        report.skipped[name] = str(exc)
+        return None
+    if claimed.took_over is not None:
+        log.warning("%s: took over the %s claim of %s, which is no longer running", name,
+                    day, claimed.took_over)
+    try:
+        last = store.last_sent_digest(name)
+        if (claimed.resend or (force and _sent_items(store, name, day))
+                or store.rules(name) or settings.min_score(name) is not None
+                or window_start(store, last[0] if last and last[0] < day else None)):
+            # What may already be out (or went out) is repeated, not re-ranked; follow and
+            # mute rules, min_score and a window since the last digest take the
+            # one-profile path (the batch ranks the plain window only).
+            digest = build_for(store, settings, name, day, claimed.id if claimed.resend
+                               else None)
+        else:
+            digest = assemble_digest(day, name, [item_from(p) for p in selection.picks],
+                                     trending=trending, personalised=selection.personalised)
+        if not digest.shown and not profile.send_empty:
+            why = empty_reason(settings)
+            ledger_api.mark_empty(store, claimed.id, why)
+            report.empty[name] = why
+            return None
+        if not claimed.resend:
+            ledger_api.save_items(store, claimed.id,
+                                  [(item.pk, item.score, item.reason) for item in digest.shown])
+    except BaseException:
+        ledger_api.mark_failed(store, claimed.id, "run stopped before sending")
+        raise
+    claims[name] = claimed.id
+    return _Prepared(digest, claimed.message_id)

@@ -1,0 +1,275 @@
+"""`send --all`: batched, pipelined delivery against a real local SMTP server."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from paperdigest.bulk import RateLimit, send_many
+from paperdigest.config import ProfileSettings, Settings
+from paperdigest.delivery import ledger
+from paperdigest.mailer import open_connection
+from paperdigest.shards import parse_shard, shard_of, take_shard
+from paperdigest.store import Store
+from tests.mail_fixtures import QUIET, Handler, MailServer, write_config
+
+pytestmark = QUIET
+
+NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
+
+
+def _readers(store: Store, n: int, seed: int = 5) -> list[ProfileSettings]:
+    """n profiles with a few stars each (every fifth has none: it gets the newest papers)."""
+    rng = random.Random(seed)
+    pks = [pk for (pk,) in store.conn.execute("SELECT pk FROM papers ORDER BY pk")]
+    profiles = []
+    for i in range(n):
+        name = f"reader{i:03d}"
+        if i % 5:
+            for paper in store.papers(rng.sample(pks, 4)):
+                store.star(name, paper)
+        profiles.append(ProfileSettings(name=name, email=f"{name}@example.org"))
+    return profiles
+
+
+def _recipients(server: MailServer) -> list[str]:
+    return sorted(r for received in server.received for r in received.recipients)
+
+
+@pytest.mark.parametrize("render_processes", [0, 1])
+def test_send_all_sends_each_reader_once_over_few_reused_connections(
+    store, plain_server, render_processes
+):
+    profiles = _readers(store, 30)
+    settings = Settings(smtp=plain_server.settings(connections=2), profiles=profiles)
+    opened = []
+
+    def connect(smtp):
+        opened.append(smtp)
+        return open_connection(smtp)
+
+    report = send_many(store, settings, profiles, now=NOW, connect=connect,
+                       render_processes=render_processes)
+
+    assert sorted(report.sent) == [p.name for p in profiles]
+    assert _recipients(plain_server) == sorted(p.email[0] for p in profiles)
+    assert len(opened) <= 2  # 30 messages, at most one connection per sender
+    ids = {r.message["Message-ID"] for r in plain_server.received}
+    assert ids == set(report.sent.values())  # the ledger keeps each message's id
+    assert all(r.message["Subject"].startswith("paperdigest 2026-06-01")
+               for r in plain_server.received)
+    assert report.summary() == "sent 30, skipped 0, failed 0"
+    # The same day again: nobody gets a second digest.
+    again = send_many(store, settings, profiles, now=NOW + timedelta(hours=1))
+    assert not again.sent and len(again.skipped) == 30
+    assert again.summary() == "sent 0, skipped 30 (30 already sent today), failed 0"
+    assert len(plain_server.received) == 30
+
+
+class RefusingHandler(Handler):
+    """Refuses one address at RCPT, as a server does for an unknown mailbox."""
+
+    refused = "reader007@example.org"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == self.refused:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_one_refused_recipient_costs_that_reader_not_the_batch(store, ca):
+    server = MailServer("none", ca)
+    server.handler = RefusingHandler()
+    server.start()
+    try:
+        profiles = _readers(store, 12)
+        settings = Settings(smtp=server.settings(connections=1), profiles=profiles)
+        report = send_many(store, settings, profiles, now=NOW)
+    finally:
+        server.stop()
+    assert list(report.failed) == ["reader007"]
+    assert "550" in report.failed["reader007"]
+    assert len(report.sent) == 11
+    assert "reader007@example.org" not in _recipients(server)
+    assert len(server.received) == 11
+    assert "failed 1 (1 " in report.summary()
+    statuses = {e.profile: e.status for e in ledger(store)}
+    assert statuses["reader007"] == "failed"  # not sent: tomorrow's run may try again
+    assert store.shown_pks("reader007") == set()
+
+
+def test_the_rate_limit_spaces_messages_evenly(store, plain_server):
+    profiles = _readers(store, 6)
+    settings = Settings(smtp=plain_server.settings(max_per_minute=30), profiles=profiles)
+    clock = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # a fake clock: only waiting moves it
+        slept.append(seconds)
+        clock[0] += seconds
+
+    limit = RateLimit(settings.smtp.max_per_minute, clock=lambda: clock[0], sleep=sleep)
+    report = send_many(store, settings, profiles, now=NOW, limit=limit)
+
+    assert len(report.sent) == 6
+    assert limit.waits == 5  # every message after the first waited its turn
+    assert sum(slept) == pytest.approx(5 * 2.0)  # 30 a minute: one every 2 s
+    assert len(plain_server.received) == 6
+
+
+def test_no_rate_limit_never_waits():
+    limit = RateLimit(None, clock=lambda: 0.0, sleep=lambda s: pytest.fail("slept"))
+    for _ in range(100):
+        limit.wait()
+    assert limit.waits == 0
+
+
+def test_shards_split_the_profiles_exactly_and_stably():
+    names = [f"user-{i}" for i in range(2000)] + ["ada", "Zoë", "名前"]
+    for n in (1, 2, 3, 7):
+        shares = [take_shard(names, names, k, n) for k in range(1, n + 1)]
+        together = [name for share in shares for name in share]
+        assert sorted(together) == sorted(names)  # none missed, none doubled
+        if n > 1:
+            assert all(len(s) > len(names) / n * 0.8 for s in shares)  # roughly even
+    # Not Python's salted hash(): the same shard in any process, on any host.
+    script = "from paperdigest.shards import shard_of; print(shard_of('ada', 7))"
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": "123"}, check=True)
+    assert int(other.stdout) == shard_of("ada", 7)
+
+
+@pytest.mark.parametrize("bad", ["0/4", "5/4", "1", "a/b", "1/0"])
+def test_a_bad_shard_is_one_clear_line(bad):
+    from paperdigest.errors import PaperdigestError
+
+    with pytest.raises(PaperdigestError, match="--shard"):
+        parse_shard(bad)
+
+
+def test_send_all_shard_takes_its_share_with_a_summary(cli, data_dir, tmp_path, plain_server):
+    names = [f"reader{i}" for i in range(9)]
+    profiles = [{"name": n, "email": f"{n}@example.org"} for n in names]
+    config = str(write_config(tmp_path / "c.toml", plain_server.settings(), profiles))
+    sent: list[str] = []
+    for k in (1, 2, 3):
+        result = cli("--config", config, "send", "--all", "--shard", f"{k}/3")
+        assert result.exit_code == 0, result.output
+        assert "sent " in result.stderr and "failed 0" in result.stderr
+        sent += [line.split(":")[0] for line in result.stdout.splitlines()]
+    assert sorted(sent) == names
+    assert len(plain_server.received) == 9
+    bad = cli("--config", config, "send", "--shard", "1/3")
+    assert bad.exit_code != 0 and "--shard needs --all" in bad.stderr
+
+
+class HoldingHandler(Handler):
+    """Accepts `hold_after` messages, then keeps the next one waiting forever: the client
+    is stuck before the server said yes, as when a process dies mid-batch."""
+
+    hold_after = 10**9
+    release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        import asyncio
+
+        if len(self.received) >= self.hold_after:
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+            return "451 4.3.0 try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+KILLED_RUN = """
+import sys
+from datetime import datetime
+from pathlib import Path
+from paperdigest.bulk import send_many
+from paperdigest.config import load_settings
+from paperdigest.store import Store
+settings = load_settings(Path(sys.argv[1]))
+with Store.open(Path(sys.argv[2])) as store:
+    send_many(store, settings, settings.profiles, now=datetime.fromisoformat(sys.argv[3]))
+"""
+
+
+def test_a_killed_batch_resumes_without_doubling_anyone(data_dir, tmp_path, ca):
+    server = MailServer("none", ca)
+    server.handler = HoldingHandler()
+    server.handler.hold_after = 8
+    server.start()
+    try:
+        with Store.open(data_dir) as store:
+            profiles = _readers(store, 25)
+        config = write_config(
+            tmp_path / "c.toml", server.settings(connections=1, retries=0),
+            [{"name": p.name, "email": p.email[0]} for p in profiles],
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")}
+        run = subprocess.Popen(
+            [sys.executable, "-c", KILLED_RUN, str(config), str(data_dir), NOW.isoformat()],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 120
+        while _sent_count(data_dir) < 8:  # the server took 8; the 9th hangs
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline, "the batch never got going"
+            time.sleep(0.1)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        assert len(server.received) == 8
+        server.handler.hold_after = 10**9
+        server.handler.release.set()
+
+        settings = Settings(smtp=server.settings(connections=1, retries=0), profiles=profiles)
+        with Store.open(data_dir) as store:
+            # At once: the dead run's claims still hold, so nobody is sent twice.
+            soon = send_many(store, settings, profiles, now=NOW + timedelta(minutes=1))
+            assert not set(soon.sent) & {r.recipients[0].split("@")[0]
+                                         for r in server.received[:8]}
+            # After its claims expired, everybody left gets theirs.
+            later = send_many(store, settings, profiles, now=NOW + timedelta(hours=2))
+            assert not later.failed
+    finally:
+        server.stop()
+    counts = {p.email[0]: _recipients(server).count(p.email[0]) for p in profiles}
+    assert set(counts.values()) == {1}, counts  # every reader exactly once
+
+
+def _sent_count(data_dir: Path) -> int:
+    with Store.open(data_dir) as store:
+        return sum(1 for e in ledger(store) if e.status == "sent")
+
+
+def test_the_daemon_sends_profiles_due_together_as_one_batch(data_dir, plain_server, caplog):
+    from paperdigest.scheduler import Daemon
+
+    with Store.open(data_dir) as store:
+        profiles = _readers(store, 6)
+    late = ProfileSettings(name="owl", email="owl@example.org", send_time="22:00")
+    settings = Settings(
+        smtp=plain_server.settings(), profiles=[*profiles, late],
+        digest={"send_time": "07:00", "timezone": "UTC"},
+        sources={"hf": {"enabled": False}, "arxiv": {"enabled": False}},
+    )
+    daemon = Daemon(settings, data_dir, clock=lambda: NOW)
+    jobs = sorted(daemon.build_scheduler().get_jobs(), key=lambda j: len(j.args))
+    assert [list(j.args) for j in jobs] == [["owl"], [p.name for p in profiles]]
+
+    with caplog.at_level("INFO"):
+        outcome = daemon.send_now(*jobs[1].args)
+    assert outcome == "sent 6, skipped 0, failed 0"
+    assert "6 of 6 profiles done (6 sent, 0 skipped, 0 failed)" in caplog.text
+    assert len(plain_server.received) == 6
+    assert daemon.send_now(*jobs[1].args) == "already sent"
+    assert len(plain_server.received) == 6
