@@ -43,10 +43,25 @@ def make_environment(templates_dir: Path | None = None) -> jinja2.Environment:
 
 
 def render_digest(
-    digest: Digest, env: jinja2.Environment, subject_template: str = DEFAULT_SUBJECT
+    digest: Digest,
+    env: jinja2.Environment,
+    subject_template: str = DEFAULT_SUBJECT,
+    *,
+    links: object | None = None,
+    mailed: bool = False,
 ) -> RenderedDigest:
+    """`links` (web.links.EmailLinks) adds the signed feedback links; `mailed` is False for
+    a preview, which must not claim it was sent."""
     subject = digest.subject(subject_template)
-    context = {"digest": digest, "subject": subject, "version": __version__}
+    context = {
+        "digest": digest,
+        "subject": subject,
+        "version": __version__,
+        "links": links,
+        "mailed": mailed,
+        # The CLI hints in the footer must work when pasted for this profile.
+        "cli_profile": "" if digest.profile == "default" else f" --profile {digest.profile}",
+    }
     try:
         html = env.get_template(HTML_TEMPLATE).render(context)
         text = env.get_template(TEXT_TEMPLATE).render(context)

@@ -188,6 +188,21 @@ MIGRATIONS: list[str] = [
         history TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # Feedback from the email (issue 13): what each digest looked like when sent, for
+    # "view in browser" and a preview after the send; and who stopped the mail.
+    """
+    CREATE TABLE digest_copies (
+        digest_id INTEGER PRIMARY KEY REFERENCES digests(id),
+        subject TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE TABLE unsubscribed (
+        profile TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        via TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -18,6 +18,7 @@ from paperdigest.cli import (
     forget,  # noqa: F401  (forget)
     papers,  # noqa: F401  (registers commands)
     sources,  # noqa: F401  (fetch, status)
+    web,  # noqa: F401  (serve, unsubscribe, resubscribe)
 )
 from paperdigest.cli.common import AppContext, app
 
