@@ -9,7 +9,7 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 
 with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx works the same here
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from paperdigest.config import load_settings

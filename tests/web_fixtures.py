@@ -53,3 +53,20 @@ def forms(page: str) -> dict[str, list[Form]]:
 def links_in_text(text: str, label: str) -> list[str]:
     """URLs following `label: ` in a text part, each on its own line."""
     return re.findall(rf"^\s*{re.escape(label)}: (\S+)$", text, flags=re.MULTILINE)
+
+
+def ingest_long_url_paper(data_dir: Path) -> str:
+    """Store the fixture paper as the newest one (the seed corpus is listed on the day it
+    is loaded), so a digest without stars shows it first. Returns its title."""
+    import json
+    from datetime import date, timedelta
+
+    from paperdigest.parsers.jsonl import parse_jsonl
+    from paperdigest.store import Store
+
+    row = json.loads(LONG_URL_PAPERS.read_text(encoding="utf-8"))
+    row["published"] = (date.today() + timedelta(days=1)).isoformat()
+    result = parse_jsonl(json.dumps(row).encode(), "long_url.jsonl")
+    with Store.open(data_dir) as store:
+        store.ingest(result.records)
+    return row["title"]
