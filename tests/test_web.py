@@ -351,7 +351,7 @@ def test_every_page_carries_a_strict_policy(client, signer, paper):
         csp = response.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src" not in csp, path
         assert "unsafe" not in csp and "frame-ancestors 'none'" in csp
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["cache-control"] == "no-store"
 

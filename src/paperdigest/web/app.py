@@ -138,8 +138,9 @@ def security_headers(csp: str) -> dict[str, str]:
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
-        # Tokens are in the URLs: never send them to the sites the pages link to.
-        "Referrer-Policy": "no-referrer",
+        # Tokens are in the URLs: never send them to the sites the pages link to. (Not
+        # "no-referrer": with it, browsers send `Origin: null` on this site's own forms.)
+        "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
         "X-Robots-Tag": "noindex, nofollow",
     }
