@@ -264,3 +264,22 @@ def test_the_web_pages_fit_the_screen(browser, served, cli, data_dir, plain_serv
     browser.get(links_in_text(text, "Your stars and dismissals, and search")[0] + "?q=sparse")
     assert overflow(browser)["wide"] == []
     screenshot(browser, f"papers-page-{width}")
+
+
+def test_a_personalised_digest_fits_too(browser, served, cli, data_dir, plain_server,
+                                        tmp_path):
+    """Three picks for a reader with stars: the screenshots in docs/ come from here."""
+    assert cli("star", "--profile", "ada", "3e931bc0", "7b4481eb").exit_code == 0
+    config = served.read_text().replace("[digest]\n", "[digest]\npicks = 3\ntrending = 0\n")
+    served.write_text(config)
+    received, _ = _received(cli, served, plain_server, tmp_path)
+    for width in (600, 375):
+        viewport(browser, width)
+        browser.get(received.as_uri())
+        measured = overflow(browser)
+        screenshot(browser, f"readme-email-{width}")
+        assert measured["document"] <= width and measured["wide"] == [], measured
+    _click_link(browser, "More like this", 0)
+    viewport(browser, 375, 640)
+    screenshot(browser, "readme-action-page-375")
+    assert overflow(browser)["wide"] == []
