@@ -21,10 +21,10 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
     = 8321,
 ) -> None:
-    """Run the web app the email's links open: "More like this", "Not for me",
-    unsubscribe, view in browser, your stars and dismissals, search.
+    """Run the web app that the email's links open.
 
-    Stops on Ctrl-C or SIGTERM.
+    It answers "More like this", "Not for me", Unsubscribe, View in browser, and the
+    profile's stars, dismissals and search. Stops on Ctrl-C or SIGTERM.
     """
     import uvicorn
 
