@@ -382,3 +382,15 @@ def test_one_click_unsubscribed_profile_is_skipped_by_the_store_flag(data_dir):
     with Store.open(data_dir) as store:
         assert unsubscribe(store, "ada", via="test")
         assert not unsubscribe(store, "ada", via="test")  # first date kept
+
+
+def test_a_failure_inside_gets_a_page_not_a_traceback(settings, data_dir, signer, paper):
+    app = create_app(settings, data_dir, signer)
+    (data_dir / "paperdigest.sqlite3").write_bytes(b"not a database at all" * 100)
+    for name in ("paperdigest.sqlite3-wal", "paperdigest.sqlite3-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get(f"/a/{signer.action('ada', paper.pk, 'star')}")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text and "Traceback" not in response.text
+    assert "default-src 'none'" in response.headers["content-security-policy"]

@@ -42,8 +42,9 @@ def serve(
     else:
         err.print(f"Links in emails point at {settings.web.base_url}.", markup=False)
     web_app = create_app(settings, context.data_dir, signer)
+    # No access log: every URL holds a token that works like a password for its action.
     uvicorn.run(web_app, host=host, port=port, log_level="info", proxy_headers=True,
-                server_header=False)
+                server_header=False, access_log=False)
 
 
 @app.command()

@@ -337,6 +337,12 @@ def create_app(settings: Settings, data_dir: Path, signer: Signer) -> Starlette:
         return web.problem(status if status < 500 else 500, "Not found",
                            "There is no page here. Open a link from your digest email.")
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # uvicorn logs the traceback; the reader gets a page, not a stack.
+        web: WebApp = request.app.state.web
+        return web.problem(500, "Something went wrong",
+                           "Nothing may have changed. Try again in a moment.")
+
     app = Starlette(
         routes=[
             Route("/", home, methods=["GET"]),
@@ -347,7 +353,7 @@ def create_app(settings: Settings, data_dir: Path, signer: Signer) -> Starlette:
             Route("/d/{token}", digest_view, methods=["GET"]),
             Route("/p/{token}", papers_page, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, 500: server_error},
     )
     app.state.web = WebApp(settings, data_dir, signer, env)
     return app
