@@ -144,7 +144,8 @@ def test_a_message_carries_one_click_unsubscribe_that_stops_the_mail(
     caplog.set_level(logging.INFO)
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     daemon = Daemon(load_settings(config), data_dir, clock=lambda: tomorrow)
-    assert daemon.send_now("ada") == "skipped"
+    assert daemon.run_job("ada") == "unsubscribed"
+    assert daemon.next_retry == {}  # and no retry is planned
     assert "unsubscribed" in caplog.text
     assert len(plain_server.received) == 1
 

@@ -394,3 +394,16 @@ def test_a_failure_inside_gets_a_page_not_a_traceback(settings, data_dir, signer
     assert response.status_code == 500
     assert "Something went wrong" in response.text and "Traceback" not in response.text
     assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [["ada", 1, "delete"], ["ada", "1", "star"], ["ada", 1], ["../../etc", 1, "star"],
+     [1, 1, "star"], {"p": "ada"}, "ada"],
+)
+def test_a_genuinely_signed_token_with_a_wrong_shape_is_refused(client, signer, data_dir,
+                                                                  payload):
+    token = signer._dumps("action", payload)  # signed with the real key, bad inside
+    assert client.get(f"/a/{token}").status_code == 403
+    assert client.post(f"/a/{token}", data={"form": signer.form(token)}).status_code == 403
+    assert _stars(data_dir) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -11,6 +12,9 @@ from paperdigest import __version__
 from paperdigest.digest import DEFAULT_SUBJECT, Digest
 from paperdigest.errors import PaperdigestError
 from paperdigest.paths import bundled_templates_dir
+
+if TYPE_CHECKING:
+    from paperdigest.web.links import EmailLinks
 
 HTML_TEMPLATE = "digest.html.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
@@ -47,11 +51,11 @@ def render_digest(
     env: jinja2.Environment,
     subject_template: str = DEFAULT_SUBJECT,
     *,
-    links: object | None = None,
+    links: EmailLinks | None = None,
     mailed: bool = False,
 ) -> RenderedDigest:
-    """`links` (web.links.EmailLinks) adds the signed feedback links; `mailed` is False for
-    a preview, which must not claim it was sent."""
+    """`links` adds the signed feedback links (None: no web app to reach); `mailed` is
+    False for a preview, which must not claim it was sent."""
     subject = digest.subject(subject_template)
     context = {
         "digest": digest,

@@ -31,7 +31,7 @@ from paperdigest.models import Paper
 from paperdigest.render import make_environment
 from paperdigest.store import Store
 from paperdigest.subscriptions import resubscribe, unsubscribe, unsubscribed_since
-from paperdigest.web.tokens import UNDO, Action, ExpiredLink, InvalidLink, LinkError, Signer
+from paperdigest.web.tokens import UNDO, Action, ExpiredLink, LinkError, Signer
 
 PAGE_CSP = (
     "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; form-action 'self'; "
@@ -83,7 +83,7 @@ class WebApp:
     def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
         html = self.env.get_template(f"web/{template}").render(
-            nonce=nonce, prefix=self.prefix, version=__version__, **context
+            nonce=nonce, version=__version__, **context
         )
         return HTMLResponse(html, status_code=status,
                             headers=security_headers(PAGE_CSP.format(nonce=nonce)))
@@ -359,4 +359,4 @@ def create_app(settings: Settings, data_dir: Path, signer: Signer) -> Starlette:
     return app
 
 
-__all__ = ["ONE_CLICK", "ExpiredLink", "InvalidLink", "create_app"]
+__all__ = ["create_app"]
