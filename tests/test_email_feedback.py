@@ -335,3 +335,20 @@ def test_serve_answers_over_real_http_and_stops_on_sigterm(cli, data_dir, tmp_pa
     assert "Application shutdown complete" in stderr
     assert SECRET not in stderr
     assert len(json.loads(cli("stars", "--profile", "ada", "--json").stdout)) == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[web]\nbase_url = "javascript:alert(1)"\n', "web.base_url: must be an http"),
+        ('[web]\nbase_url = "https://x.org/?next=//evil"\n', "web.base_url: must be a plain"),
+        ('[web]\nsecret_key = "short"\n', "web.secret_key: use at least 16"),
+        ('[web]\nlink_days = 0\n', "web.link_days"),
+    ],
+)
+def test_bad_web_settings_are_one_line_errors(cli, tmp_path, table, message):
+    config = tmp_path / "c.toml"
+    config.write_text(table)
+    result = cli("--config", str(config), "config", "check")
+    assert result.exit_code != 0 and message in result.stderr
+    assert "Traceback" not in result.output and "short" not in result.output

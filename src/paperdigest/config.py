@@ -201,6 +201,13 @@ class WebSettings(_Section):
             raise ValueError("must be a plain URL without spaces, ?query or #fragment")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 random characters (or leave it unset)")
+        return value
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

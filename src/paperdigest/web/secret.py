@@ -16,10 +16,7 @@ SECRET_FILE = "web-secret.key"
 
 def secret_key(settings: Settings, data_dir: Path) -> str:
     if settings.web.secret_key is not None:
-        value = settings.web.secret_key.get_secret_value()
-        if len(value) < 16:
-            raise PaperdigestError("web.secret_key: use at least 16 characters")
-        return value
+        return settings.web.secret_key.get_secret_value()  # checked by config: 16+ chars
     path = data_dir / SECRET_FILE
     try:
         return _read(path)
