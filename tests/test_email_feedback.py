@@ -14,6 +14,8 @@ import sys
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import httpx
@@ -352,3 +354,22 @@ def test_bad_web_settings_are_one_line_errors(cli, tmp_path, table, message):
     result = cli("--config", str(config), "config", "check")
     assert result.exit_code != 0 and message in result.stderr
     assert "Traceback" not in result.output and "short" not in result.output
+
+
+def test_a_from_name_cannot_add_a_header():
+    from datetime import datetime as moment
+
+    from paperdigest.mailer import build_message, message_bytes
+    from paperdigest.render import RenderedDigest
+
+    message = build_message(
+        RenderedDigest(subject="s", html="<p>x</p>", text="x\n"),
+        sender="me@example.org", recipients=["you@example.org"], profile="p",
+        now=moment(2026, 1, 1, tzinfo=UTC), from_name="Evil\r\nBcc: victim@example.com",
+        unsubscribe_url="https://papers.example.org/u/" + "t" * 150,
+    )
+    parsed = BytesParser(policy=policy.default).parsebytes(message_bytes(message))
+    assert parsed["Bcc"] is None
+    assert parsed["From"].addresses[0].addr_spec == "me@example.org"
+    # A long unsubscribe URL stays one readable header line, never encoded words.
+    assert parsed["List-Unsubscribe"] == "<https://papers.example.org/u/" + "t" * 150 + ">"
