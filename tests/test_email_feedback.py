@@ -151,6 +151,7 @@ def test_a_message_carries_one_click_unsubscribe_that_stops_the_mail(
     assert "unsubscribed" in caplog.text
     assert len(plain_server.received) == 1
 
+    assert "none: unsubscribed" in cli("--config", str(config), "status").stdout
     result = cli("resubscribe", "--profile", "ada")
     assert result.exit_code == 0 and "subscribed again" in result.stdout
     assert _send(cli, config, "--force").exit_code == 0
