@@ -316,13 +316,16 @@ def test_serve_answers_over_real_http_and_stops_on_sigterm(cli, data_dir, tmp_pa
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        with httpx.Client(timeout=5) as client:
-            for _ in range(200):
+        with httpx.Client(timeout=30) as client:
+            deadline = time.monotonic() + 60  # a loaded machine starts Python slowly
+            while True:
                 try:
                     client.get(f"http://127.0.0.1:{port}/")
                     break
                 except httpx.TransportError:
-                    time.sleep(0.05)
+                    assert process.poll() is None, process.communicate()[1]
+                    assert time.monotonic() < deadline, "serve did not start"
+                    time.sleep(0.1)
             page = client.get(star)
             assert page.status_code == 200
             (form,) = forms(page.text)["star"]
