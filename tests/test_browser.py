@@ -24,6 +24,7 @@ from tests.web_fixtures import ingest_long_url_paper, links_in_text, web_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+WAIT = 60  # seconds; generous, as the machine running the tests may be busy
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-screenshots"
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,7 +51,7 @@ def browser(tmp_path_factory):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(120)
     yield driver
     driver.quit()
 
@@ -139,10 +140,25 @@ def _click_link(driver, text: str, index: int = 0) -> None:
 
     link = driver.find_elements(By.LINK_TEXT, text)[index]
     link.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(link))
-    WebDriverWait(driver, 20).until(
+    WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(link))
+    WebDriverWait(driver, WAIT).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
+
+
+def _status(driver) -> str:
+    """The confirmation line of the page a button led to (waits for it)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, WAIT).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[role=status]"))
+        ).text
+    except TimeoutException:
+        pytest.fail(f"no confirmation at {driver.current_url}: {driver.page_source[-800:]}")
 
 
 def _title(driver, number: int) -> str:
@@ -161,8 +177,8 @@ def _press(driver, action: str) -> None:
 
     button = driver.find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]')
     button.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))
-    WebDriverWait(driver, 20).until(
+    WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, WAIT).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
 
@@ -182,7 +198,7 @@ def test_more_like_this_and_not_for_me_from_a_received_message(browser, served, 
     viewport(browser, 600)
     screenshot(browser, "action-page-600")
     _press(browser, "star")
-    assert "Starred" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "Starred" in _status(browser)
     screenshot(browser, "action-done-600")
 
     stars = json.loads(cli("stars", "--profile", "ada", "--json").stdout)
@@ -194,12 +210,12 @@ def test_more_like_this_and_not_for_me_from_a_received_message(browser, served, 
     second = _title(browser, 2)
     _click_link(browser, "Not for me", 1)
     _press(browser, "dismiss")
-    assert "Dismissed" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "Dismissed" in _status(browser)
     ranked = json.loads(cli("recommend", "--profile", "ada", "--json", "-n", "50").stdout)
     assert second not in [r["title"] for r in ranked]
 
     _press(browser, "undo")  # and undo works from the confirmation page
-    assert "taken back" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "taken back" in _status(browser)
     from paperdigest.store import Store
 
     with Store.open(data_dir) as store:
@@ -225,13 +241,12 @@ def test_a_tampered_link_shows_why_and_changes_nothing(browser, served, cli, dat
 
 def test_unsubscribe_from_the_footer_stops_the_mail(browser, served, cli, data_dir,
                                                     plain_server, tmp_path):
-    from selenium.webdriver.common.by import By
 
     received, _ = _received(cli, served, plain_server, tmp_path)
     browser.get(received.as_uri())
     _click_link(browser, "Unsubscribe")
     _press(browser, "unsubscribe")
-    assert "no more digests" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "no more digests" in _status(browser)
     skipped = cli("--config", str(served), "send", "--force")
     assert skipped.exit_code == 1 and "unsubscribed" in skipped.stderr
     assert len(plain_server.received) == 1
