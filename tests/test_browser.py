@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.mail_fixtures import QUIET, free_port
+from tests.mail_fixtures import QUIET
 from tests.web_fixtures import ingest_long_url_paper, links_in_text, web_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -103,14 +104,16 @@ def served(data_dir, tmp_path, plain_server):
     from paperdigest.web.app import create_app
     from paperdigest.web.links import signer_for
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    # Bound here and handed to uvicorn: no other process can take the port in between.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = web_config(tmp_path / "config.toml", plain_server.settings(),
                         [{"name": "ada", "email": "ada@example.com"}], base_url=base)
     settings = load_settings(config)
     app = create_app(settings, data_dir, signer_for(settings, data_dir))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started:
@@ -119,6 +122,7 @@ def served(data_dir, tmp_path, plain_server):
     yield config
     server.should_exit = True
     thread.join(10)
+    sock.close()
 
 
 def _received(cli, config, plain_server, tmp_path) -> tuple[Path, str]:
