@@ -147,7 +147,7 @@ def paper_link(paper: Paper) -> str:
     search: seed papers have neither, and a reader must always be able to open the paper."""
     if paper.arxiv_id:
         return arxiv_url(paper.arxiv_id)
-    if link := _web(paper.url):
+    if link := _web(paper.hf_page) or _web(paper.url):
         return link
     return ARXIV_TITLE_SEARCH + quote_plus(" ".join(paper.title.split()))
 
