@@ -283,9 +283,13 @@ def preview(
                 min_score=context.settings.min_score(name),
             )
     if sent is not None:
-        when = f" at {sent.sent_at:%H:%M} UTC" if sent.sent_at else ""
-        err.print(f"Today's digest for {name} was sent{when}; this is what was sent.",
-                  markup=False)
+        if sent.status == "sent":
+            when = f" at {sent.sent_at:%H:%M} UTC" if sent.sent_at else ""
+            note = f"Today's digest for {name} was sent{when}; this is what was sent."
+        else:
+            note = (f"Today's digest for {name} may have been delivered (the server did not "
+                    "confirm); this is what was sent.")
+        err.print(note, markup=False)
         html, text = sent.html, sent.text
     else:
         links = email_links(context.settings, context.data_dir, name, day)
