@@ -117,6 +117,42 @@ def test_more_like_this_in_a_received_message_becomes_a_star_that_recommend_uses
         assert len(store.dismissed_pks("ada")) == 1
 
 
+FOLLOWED_TITLE = "Robo-taxi Fleet Coordination at Scale via Reinforcement Learning"
+
+
+def test_a_followed_paper_in_a_received_message_carries_both_links_too(
+    cli, data_dir, tmp_path, plain_server, client_for
+):
+    config = _config(tmp_path, plain_server)
+    assert cli("follow", "keyword", "taxi", "--profile", "ada").exit_code == 0
+    assert _send(cli, config).exit_code == 0
+    message = plain_server.received[0].message
+    text = _part(message, "plain")
+    followed = text.partition("Followed\n--------\n")[2].partition("Picked for you")[0]
+    assert f"* {FOLLOWED_TITLE}" in followed
+    (star,) = links_in_text(followed, "More like this")
+    (dismiss,) = links_in_text(followed, "Not for me")
+    html = _part(message, "html")
+    followed_html = html.partition("Followed</h2>")[2].partition("Picked for you</h2>")[0]
+    assert FOLLOWED_TITLE in followed_html
+    assert followed_html.count(">More like this</a>") == 1
+    assert followed_html.count(">Not for me</a>") == 1
+    # One pair per paper shown: the followed one and the ten picks, HTML as text.
+    assert html.count(">More like this</a>") == len(links_in_text(text, "More like this")) == 11
+    client = client_for(config)
+
+    page = client.get(dismiss)
+    assert page.status_code == 200 and FOLLOWED_TITLE in page.text
+    done = _press(client, star, "star")
+    assert done.status_code == 200 and "Starred" in done.text
+    starred = json.loads(cli("stars", "--profile", "ada", "--json").stdout)
+    assert [s["title"] for s in starred] == [FOLLOWED_TITLE]
+    done = _press(client, dismiss, "dismiss")
+    assert done.status_code == 200 and "Dismissed" in done.text
+    with Store.open(data_dir) as store:
+        assert store.dismissed_pks("ada") == [store.resolve(starred[0]["id"]).pk]
+
+
 def test_a_message_carries_one_click_unsubscribe_that_stops_the_mail(
     cli, data_dir, tmp_path, plain_server, client_for, caplog
 ):
