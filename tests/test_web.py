@@ -331,6 +331,44 @@ def test_search_finds_papers_with_star_buttons_that_work(client, signer, data_di
     assert len(forms(again.text)["star"]) == len(buttons) - 1
 
 
+def _mute(store, words: str, profile: str = "ada") -> None:
+    from paperdigest.follows import Action, Field, Rule
+
+    store.add_rule(profile, Rule(Action.mute, Field.keyword, words))
+
+
+def test_search_never_shows_a_muted_paper(client, signer, store):
+    url = f"/p/{signer.papers('ada')}"
+    muted = "Training Neural Networks with Fixed Sparse Masks"
+    before = client.get(url, params={"q": "sparse training"}).text
+    assert muted in before and len(forms(before)["star"]) == 20
+    _mute(store, "fixed sparse masks")
+    _mute(store, "sparse training", profile="bob")  # another profile's rule: no effect
+
+    after = client.get(url, params={"q": "sparse training"}).text
+    assert muted not in after
+    assert len(forms(after)["star"]) == 20  # the next hit takes its place
+    # A search finding only muted papers says so, rather than that nothing matches.
+    alone = client.get(url, params={"q": "eeb71218"}).text
+    assert muted not in alone and "No paper matches that you have not muted." in alone
+
+
+def test_starred_and_dismissed_papers_muted_later_are_hidden_and_counted(client, signer,
+                                                                        store):
+    store.star("ada", store.resolve(TITLE))
+    dismissed = store.resolve("3e931bc0")
+    store.dismiss("ada", dismissed)
+    _mute(store, "once for all")
+    _mute(store, dismissed.title)
+
+    page = client.get(f"/p/{signer.papers('ada')}").text
+    assert TITLE not in page and dismissed.title not in page
+    assert "unstar" not in forms(page) and "undismiss" not in forms(page)
+    assert page.count("Plus 1 that your mute rules hide here") == 2
+    assert "<code>paperdigest stars --profile ada</code> lists every star" in page
+    assert [p.title for p, _ in store.starred("ada")] == [store.resolve(TITLE).title]
+
+
 def test_search_shows_untrusted_text_escaped(client, signer, store):
     from paperdigest.models import PaperRecord
 

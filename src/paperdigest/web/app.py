@@ -27,6 +27,7 @@ from paperdigest import __version__
 from paperdigest.archive import sent_copy
 from paperdigest.config import Settings
 from paperdigest.digest import paper_link, snippet
+from paperdigest.follows import is_muted
 from paperdigest.models import Paper
 from paperdigest.render import make_environment
 from paperdigest.store import Store
@@ -44,6 +45,8 @@ DIGEST_CSP = (
 )
 ONE_CLICK = "One-Click"
 SEARCH_LIMIT = 20
+# Search reads this many hits so that leaving out muted papers still fills the page.
+SEARCH_POOL = 200
 
 WHAT: dict[Action, tuple[str, str]] = {
     # action: (button and heading, what pressing it does)
@@ -302,11 +305,16 @@ async def papers_page(request: Request) -> Response:
         return web.bad_link(exc)
     query = " ".join(request.query_params.get("q", "").split())[:200]
     with web.store() as store:
+        rules = store.rules(profile)
         stars = [paper for paper, _ in reversed(store.starred(profile))]
         dismissed = store.papers(list(reversed(store.dismissed_pks(profile))))
-        hits = [paper for paper, _ in store.search(query, SEARCH_LIMIT)] if query else []
+        found = [paper for paper, _ in store.search(query, SEARCH_POOL)] if query else []
     starred_pks = {p.pk for p in stars}
     dismissed_pks = {p.pk for p in dismissed}
+    # A muted paper is never shown, here as in the digest; the page counts what it hides.
+    hits = [p for p in found if not is_muted(p, rules)][:SEARCH_LIMIT]
+    shown_stars = [p for p in stars if not is_muted(p, rules)]
+    shown_dismissed = [p for p in dismissed if not is_muted(p, rules)]
 
     def row(paper: Paper, action: Action | None) -> dict[str, Any]:
         return {**paper_view(paper),
@@ -321,8 +329,12 @@ async def papers_page(request: Request) -> Response:
             | {"starred": p.pk in starred_pks, "dismissed": p.pk in dismissed_pks}
             for p in hits
         ],
-        stars=[row(p, "unstar") for p in stars],
-        dismissed=[row(p, "undismiss") for p in dismissed],
+        muted_hits=bool(found) and not hits,
+        stars=[row(p, "unstar") for p in shown_stars],
+        dismissed=[row(p, "undismiss") for p in shown_dismissed],
+        muted_stars=len(stars) - len(shown_stars),
+        muted_dismissed=len(dismissed) - len(shown_dismissed),
+        cli_profile="" if profile == "default" else f" --profile {profile}",
     )
 
 
