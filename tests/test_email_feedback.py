@@ -197,6 +197,25 @@ def test_a_message_carries_one_click_unsubscribe_that_stops_the_mail(
     assert len(plain_server.received) > sent
 
 
+def test_send_all_skips_only_the_profile_that_unsubscribed(cli, data_dir, tmp_path,
+                                                           plain_server, client_for):
+    config = web_config(tmp_path / "config.toml", plain_server.settings(),
+                        [{"name": "ada", "email": "ada@example.com"},
+                         {"name": "bob", "email": "bob@example.com"}])
+    assert _send(cli, config, "--profile", "ada").exit_code == 0
+    header = plain_server.received[0].message["List-Unsubscribe"]
+    assert client_for(config).post(
+        header[1:-1], data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    sent = len(plain_server.received)
+
+    result = _send(cli, config, "--all", "--force")
+    assert result.exit_code == 0, result.output
+    assert "bob: sent to bob@example.com" in result.stdout
+    assert "ada: unsubscribed on" in result.stderr
+    assert "resubscribe --profile ada" in result.stderr
+    assert {tuple(r.recipients) for r in plain_server.received[sent:]} == {("bob@example.com",)}
+
+
 def test_without_base_url_no_unsubscribe_header_and_the_footer_says_how_to_stop(
     cli, data_dir, tmp_path, plain_server
 ):
