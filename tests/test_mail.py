@@ -39,7 +39,7 @@ def _expected(config: Path, data_dir: Path, profile: str) -> RenderedDigest:
         digest = build_digest(
             store, profile, datetime.now(UTC).date(), cfg.picks, cfg.window_days, cfg.trending
         )
-    return render_digest(digest, make_environment(cfg.templates_dir), cfg.subject)
+    return render_digest(digest, make_environment(cfg.templates_dir), cfg.subject, mailed=True)
 
 
 def test_send_delivers_exactly_the_rendered_digest(cli, data_dir, tmp_path, mail_server):
@@ -66,10 +66,12 @@ def test_send_delivers_exactly_the_rendered_digest(cli, data_dir, tmp_path, mail
     message = received.message
     assert message.get_content_type() == "multipart/alternative"
     assert message["Subject"] == expected.subject
-    assert message["From"] == USER
+    assert message["From"] == f"paperdigest <{USER}>"
     assert message["To"] == ", ".join(recipients)
     assert message["Date"] and message["Message-ID"]
-    assert message["List-Unsubscribe"] == f"<mailto:{USER}?subject=unsubscribe%20ada>"
+    # No web.base_url: no unsubscribe header (nothing would read a mailto), the footer says.
+    assert message["List-Unsubscribe"] is None
+    assert "paperdigest unsubscribe --profile ada" in _body(message, "plain")
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert _body(message, "plain") == expected.text
     assert _body(message, "html") == css_inline.inline(expected.html).rstrip("\n") + "\n"

@@ -12,6 +12,7 @@ import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -101,6 +102,8 @@ class SmtpSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     sender: str | None = None
+    # The display name in From: "paperdigest <you@example.com>".
+    from_name: str = "paperdigest"
     timeout: float = Field(30.0, gt=0)
     retries: int = Field(3, ge=0, le=20)
     # Seconds before the first retry of a transient SMTP failure; doubles each retry.
@@ -132,10 +135,10 @@ class DigestSettings(_Section):
     @classmethod
     def _subject_fields(cls, value: str) -> str:
         try:
-            value.format(date="2026-01-01", count=1, profile="default")
+            value.format(date="2026-01-01", count=1, papers="1 paper", profile="default")
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(
-                f"may only use {{date}}, {{count}} and {{profile}} ({exc!s})"
+                f"may only use {{date}}, {{count}}, {{papers}} and {{profile}} ({exc!s})"
             ) from None
         return value
 
@@ -200,6 +203,36 @@ class SourcesSettings(_Section):
     backoff: float = Field(1.0, ge=0)
 
 
+class WebSettings(_Section):
+    # Where `paperdigest serve` is reached from a mail client, e.g. https://papers.example.org
+    # (a reverse proxy in front). Unset: the email carries no feedback or unsubscribe links.
+    base_url: str | None = None
+    # Signs the links. Unset: generated on first use and kept in the data dir (mode 0600).
+    secret_key: SecretStr | None = None
+    # Days a feedback link in an email keeps working.
+    link_days: int = Field(30, ge=1, le=3650)
+
+    @field_validator("base_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL such as https://papers.example.org")
+        if parts.query or parts.fragment or any(c.isspace() for c in value):
+            raise ValueError("must be a plain URL without spaces, ?query or #fragment")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 random characters (or leave it unset)")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PAPERDIGEST_",
@@ -214,6 +247,7 @@ class Settings(BaseSettings):
     digest: DigestSettings = Field(default_factory=DigestSettings)
     profiles: list[ProfileSettings] = Field(default_factory=list)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(

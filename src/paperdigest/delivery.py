@@ -31,6 +31,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from paperdigest import ledger as ledger_api
+from paperdigest.archive import keep_copy
 from paperdigest.config import (
     WEEKDAYS,
     DigestSettings,
@@ -49,6 +50,7 @@ from paperdigest.mailer import (
     build_message,
     deliver,
     domain_of,
+    inline_css,
     message_bytes,
     open_connection,
     sender_address,
@@ -56,6 +58,8 @@ from paperdigest.mailer import (
 from paperdigest.render import make_environment, render_digest
 from paperdigest.service import build_digest, unmuted_trending
 from paperdigest.store import Store, check_profile_name
+from paperdigest.subscriptions import unsubscribed_since, why_skipped
+from paperdigest.web.links import email_links
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +225,10 @@ def send_digests(
                     f"profile {profile.name!r} has no email address; set email in its "
                     "[[profiles]] entry or pass --to"
                 )
+            since = unsubscribed_since(store, profile.name)
+            if since is not None:
+                report.skipped[profile.name] = why_skipped(profile.name, since)
+                continue
             day = local_date(profile, settings, now)
             if not force and not is_digest_day(profile, settings.digest, day):
                 report.resting[profile.name] = resting_message(profile, settings, day)
@@ -350,11 +358,17 @@ def _job(
 ) -> _Job:
     repeat = claimed.id if claimed is not None and claimed.resend else None
     digest = build_for(store, settings, profile.name, day, repeat)
-    rendered = render_digest(digest, env, settings.digest.subject)
+    links = email_links(settings, store.path.parent, profile.name, day)
+    rendered = render_digest(digest, env, settings.digest.subject, links=links, mailed=True)
     message = build_message(
         rendered, sender=sender, recipients=recipients, profile=profile.name, now=now,
         message_id=claimed.message_id if claimed is not None else None,
+        from_name=settings.smtp.from_name,
+        unsubscribe_url=links.unsubscribe if links is not None else None,
     )
+    if claimed is not None:
+        # Kept for "view in browser" and `preview`; it counts once the row says it went out.
+        keep_copy(store, claimed.id, rendered.subject, inline_css(rendered.html), rendered.text)
     return _Job(
         profile=profile,
         day=day,

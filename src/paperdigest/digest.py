@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from paperdigest.ids import arxiv_url
 from paperdigest.models import Paper, Pick
@@ -16,7 +16,8 @@ DETAILS_WIDTH = 76  # the plain-text details line wraps between facts, never ins
 # A broad follow rule ("llm") could match hundreds of papers a day: the digest shows this
 # many, newest first, and says how many more `recommend` lists.
 FOLLOWED_LIMIT = 30
-DEFAULT_SUBJECT = "paperdigest {date}: {count} papers for you"
+DEFAULT_SUBJECT = "paperdigest {date}: {papers} for you"
+ARXIV_TITLE_SEARCH = "https://arxiv.org/search/?searchtype=title&query="
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class DigestItem:
     id: str
     title: str
     authors: str
-    link: str | None
+    link: str
     snippet: str
     score: float
     reason: str
@@ -82,12 +83,21 @@ class Digest:
         """Everything a sent digest records as shown, followed papers first."""
         return self.followed + self.items
 
+    @property
+    def papers(self) -> str:
+        return plural(self.count, "paper")
+
     def subject(self, template: str = DEFAULT_SUBJECT) -> str:
         """One line: user-controlled parts can never add a header line."""
         text = template.format(
-            date=self.date.isoformat(), count=self.count, profile=self.profile
+            date=self.date.isoformat(), count=self.count, papers=self.papers,
+            profile=self.profile,
         )
         return " ".join(text.split())
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -132,12 +142,14 @@ def paper_facts(paper: Paper) -> tuple[Fact, ...]:
     return tuple(facts)
 
 
-def paper_link(paper: Paper) -> str | None:
-    if link := _web(paper.url):
-        return link
+def paper_link(paper: Paper) -> str:
+    """Its arXiv page, else the page its source gave (Hugging Face), else an arXiv title
+    search: seed papers have neither, and a reader must always be able to open the paper."""
     if paper.arxiv_id:
         return arxiv_url(paper.arxiv_id)
-    return None
+    if link := _web(paper.hf_page) or _web(paper.url):
+        return link
+    return ARXIV_TITLE_SEARCH + quote_plus(" ".join(paper.title.split()))
 
 
 def item_for(paper: Paper, score: float, reason: str) -> DigestItem:

@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
+from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.policy import Policy
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Protocol
-from urllib.parse import quote
 
 import css_inline
 
@@ -74,6 +75,27 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip("> ") or "paperdigest.invalid"
 
 
+class _OneLineHeader(UnstructuredHeader):
+    """Written as is: the default folding would turn a long URL into encoded words, which
+    no mail client reads as a link. The value is already one line of ASCII."""
+
+    def fold(self, *, policy: Policy) -> str:  # type: ignore[override]
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", _OneLineHeader)
+MESSAGE_POLICY = policy.default.clone(header_factory=_HEADERS)
+
+
+def from_header(sender: str, from_name: str | None) -> str:
+    """`paperdigest <you@example.org>`; a name set in `sender` itself is replaced."""
+    name, address = parseaddr(one_line(sender))
+    name = one_line(from_name) if from_name is not None else name
+    address = address or one_line(sender)
+    return formataddr((name, address)) if name else address
+
+
 def build_message(
     rendered: RenderedDigest,
     *,
@@ -82,13 +104,18 @@ def build_message(
     profile: str,
     now: datetime,
     message_id: str | None = None,
+    from_name: str | None = None,
+    unsubscribe_url: str | None = None,
 ) -> EmailMessage:
     """multipart/alternative: the rendered text, then the HTML with its CSS inlined.
 
     `message_id` comes from the ledger, so every attempt of one digest carries the same
-    one; without it (a dry run) a random one is made."""
-    message = EmailMessage(policy=policy.default)
-    message["From"] = one_line(sender)
+    one; without it (a dry run) a random one is made. With `unsubscribe_url` (a signed
+    link to `paperdigest serve`), the message carries RFC 8058 one-click unsubscribe
+    headers; without it, none, since no one would read a mailto request (the footer says
+    how to stop the mail instead)."""
+    message = EmailMessage(policy=MESSAGE_POLICY)
+    message["From"] = from_header(sender, from_name)
     message["To"] = ", ".join(one_line(r) for r in recipients)
     message["Subject"] = one_line(rendered.subject)
     message["Date"] = format_datetime(now)
@@ -97,9 +124,12 @@ def build_message(
     message["Message-ID"] = one_line(message_id or "") or (
         f"<paperdigest.{now:%Y%m%d}.{token}@{domain_of(sender)}>"
     )
-    # No web endpoint exists, so unsubscribing is a mail to the sender naming the profile.
-    unsubscribe = quote(f"unsubscribe {profile}")
-    message["List-Unsubscribe"] = f"<mailto:{one_line(sender)}?subject={unsubscribe}>"
+    if unsubscribe_url is not None:
+        url = one_line(unsubscribe_url)
+        if not url.isascii() or any(c in url for c in "<>,"):
+            raise PaperdigestError("web.base_url: not usable in a List-Unsubscribe header")
+        message["List-Unsubscribe"] = f"<{url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text, subtype="plain", cte="quoted-printable")
     message.add_alternative(

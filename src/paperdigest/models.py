@@ -105,10 +105,37 @@ class Pick:
         if self.because_of is None:
             return "new"
         text = f"like “{_shorten(self.because_of.title, 60)}”"
-        if self.terms:
-            text += " · " + ", ".join(self.terms)
+        terms = distinct_terms(self.terms)
+        if terms:
+            text += " · " + ", ".join(terms)
         return text
 
 
 def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+    """At most `width` characters, cut between words (one overlong word is cut)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    if text[width - 1] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-\u2013\u2014") + "…"
+
+
+def _word_key(word: str) -> str:
+    # "dnn" and "dnns" say the same thing in a reason line.
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+def distinct_terms(terms: tuple[str, ...]) -> list[str]:
+    """The terms minus any whose words another term already says ("training" beside
+    "sparse training", "dnn" beside "dnns"), first one kept."""
+    keys = [frozenset(_word_key(w) for w in term.split()) for term in terms]
+    kept: list[str] = []
+    for i, (term, key) in enumerate(zip(terms, keys, strict=True)):
+        covered = any(
+            key < other or (key == other and j < i) for j, other in enumerate(keys) if j != i
+        )
+        if not covered:
+            kept.append(term)
+    return kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -11,6 +12,9 @@ from paperdigest import __version__
 from paperdigest.digest import DEFAULT_SUBJECT, Digest
 from paperdigest.errors import PaperdigestError
 from paperdigest.paths import bundled_templates_dir
+
+if TYPE_CHECKING:
+    from paperdigest.web.links import EmailLinks
 
 HTML_TEMPLATE = "digest.html.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
@@ -43,10 +47,25 @@ def make_environment(templates_dir: Path | None = None) -> jinja2.Environment:
 
 
 def render_digest(
-    digest: Digest, env: jinja2.Environment, subject_template: str = DEFAULT_SUBJECT
+    digest: Digest,
+    env: jinja2.Environment,
+    subject_template: str = DEFAULT_SUBJECT,
+    *,
+    links: EmailLinks | None = None,
+    mailed: bool = False,
 ) -> RenderedDigest:
+    """`links` adds the signed feedback links (None: no web app to reach); `mailed` is
+    False for a preview, which must not claim it was sent."""
     subject = digest.subject(subject_template)
-    context = {"digest": digest, "subject": subject, "version": __version__}
+    context = {
+        "digest": digest,
+        "subject": subject,
+        "version": __version__,
+        "links": links,
+        "mailed": mailed,
+        # The CLI hints in the footer must work when pasted for this profile.
+        "cli_profile": "" if digest.profile == "default" else f" --profile {digest.profile}",
+    }
     try:
         html = env.get_template(HTML_TEMPLATE).render(context)
         text = env.get_template(TEXT_TEMPLATE).render(context)

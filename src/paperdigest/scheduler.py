@@ -47,6 +47,7 @@ from paperdigest.ledger import is_done
 from paperdigest.mailer import ManagedConnection, open_connection
 from paperdigest.refresh import refresh_sources
 from paperdigest.store import Store
+from paperdigest.subscriptions import unsubscribed_since, why_skipped
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,10 @@ class Daemon:
             if is_done(store, profile.name, day):
                 log.info("%s: today's digest was already sent", profile.name)
                 return "already sent"
+            since = unsubscribed_since(store, profile.name)
+            if since is not None:  # no fetch either: nobody reads this digest
+                log.info("%s: %s", profile.name, why_skipped(profile.name, since))
+                return "unsubscribed"
         attempt = self._count_attempt(profile.name, day)
         log.info("%s: attempt %d at the %s digest", profile.name, attempt, day)
         if attempt == 1:
@@ -334,7 +339,8 @@ class Daemon:
         catch-up window lasts. Returns when, or None."""
         self.next_retry.pop(name, None)
         profile = self.settings.profile(name)
-        if profile is None or outcome in ("sent", "already sent", "empty", "resting", "stopped"):
+        if profile is None or outcome in ("sent", "already sent", "empty", "resting", "stopped",
+                                          "unsubscribed"):
             return None
         if self.stop.is_set():
             return None

@@ -200,6 +200,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX papers_doi_lower ON papers(lower(doi));
     CREATE TABLE profiles (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
     """,
+    # Feedback from the email (issue 13): what each digest looked like when sent, for
+    # "view in browser" and a preview after the send; and who stopped the mail.
+    """
+    CREATE TABLE digest_copies (
+        digest_id INTEGER PRIMARY KEY REFERENCES digests(id),
+        subject TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE TABLE unsubscribed (
+        profile TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        via TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Per-profile tables that hold delivery promises: the ledger and an unsubscribe.

@@ -21,6 +21,7 @@ from paperdigest.cli import (
     profiles,  # noqa: F401  (profile list, add, rm)
     setup,  # noqa: F401  (config init)
     sources,  # noqa: F401  (fetch, status)
+    web,  # noqa: F401  (serve, unsubscribe, resubscribe)
 )
 from paperdigest.cli.common import AppContext, app
 

@@ -221,7 +221,7 @@ def effective_toml(settings: Settings) -> str:
     lines: list[str] = []
     top = {k: v for k, v in data.items() if not isinstance(v, dict | list)}
     lines += [f"{k} = {_toml(v)}" for k, v in top.items() if v is not None]
-    for section in ("smtp", "digest"):
+    for section in ("smtp", "digest", "web"):
         lines += ["", f"[{section}]", *_keys(data[section])]
     if data["smtp"]["password"] is None and data["smtp"]["username"]:
         lines.append("# password: not set here; read from the system keyring at send time")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +24,7 @@ from paperdigest.cli.common import (
     progress,
     resolve_profile,
 )
+from paperdigest.config import Settings
 from paperdigest.digest import paper_link
 from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import parse_file
@@ -259,32 +260,61 @@ def preview(
         int | None, typer.Option("--picks", min=1, max=100, help="How many picks.")
     ] = None,
 ) -> None:
-    """Show today's digest as plain text, without sending it or changing anything."""
+    """Show today's digest as plain text, without sending it or changing anything.
+
+    Once today's digest was sent, shows the digest that was sent."""
+    from paperdigest.archive import sent_copy
     from paperdigest.service import build_digest
+    from paperdigest.web.links import email_links
 
     context = app_context(ctx)
     settings = context.settings.digest
     env = make_environment(settings.templates_dir)
     with context.store() as store:
         name = resolve_profile(context, store, profile)
-        digest = build_digest(
-            store,
-            name,
-            date.today(),
-            picks or settings.picks,
-            settings.window_days,
-            settings.trending,
-            progress=index_progress,
-            min_score=context.settings.min_score(name),
-        )
-    rendered = render_digest(digest, env, settings.subject)
+        day = _today_for(context.settings, name)
+        sent = sent_copy(store, name, day)
+        if sent is None:
+            digest = build_digest(
+                store,
+                name,
+                day,
+                picks or settings.picks,
+                settings.window_days,
+                settings.trending,
+                progress=index_progress,
+                min_score=context.settings.min_score(name),
+            )
+    if sent is not None:
+        if sent.status == "sent":
+            when = f" at {sent.sent_at:%H:%M} UTC" if sent.sent_at else ""
+            note = f"Today's digest for {name} was sent{when}; this is what was sent."
+        else:
+            note = (f"Today's digest for {name} may have been delivered (the server did not "
+                    "confirm); this is what was sent.")
+        err.print(note, markup=False)
+        html, text = sent.html, sent.text
+    else:
+        links = email_links(context.settings, context.data_dir, name, day)
+        rendered = render_digest(digest, env, settings.subject, links=links)
+        html, text = rendered.html, rendered.text
     if out_file is not None:
         try:
-            out_file.write_text(rendered.html, encoding="utf-8")
+            out_file.write_text(html, encoding="utf-8")
         except OSError as exc:
             raise PaperdigestError(f"cannot write {out_file}: {exc.strerror or exc}") from None
         err.print(f"Wrote the HTML digest to {out_file}.", markup=False)
-    typer.echo(rendered.text, nl=False)
+    typer.echo(text, nl=False)
+
+
+def _today_for(settings: Settings, profile: str) -> date:
+    """The profile's own calendar day when it is configured (as `send` counts days)."""
+    from paperdigest.delivery import local_date
+
+    configured = settings.profile(profile)
+    if configured is None:
+        return date.today()
+    return local_date(configured, settings, datetime.now(UTC))
 
 
 @app.command()

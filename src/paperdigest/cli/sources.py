@@ -167,6 +167,7 @@ def status(ctx: typer.Context) -> None:
     """Papers stored, stars, dismissals, the last fetch of each source, and digests."""
     from paperdigest.ledger import MAYBE, latest, unconfirmed_note
     from paperdigest.refresh import SOURCES
+    from paperdigest.subscriptions import unsubscribed_since
 
     context = app_context(ctx)
     settings = context.settings
@@ -187,8 +188,10 @@ def status(ctx: typer.Context) -> None:
             newest = latest(store, name)
             if newest and newest.status == MAYBE and (sent is None or newest.digest_date > sent[0]):
                 last = unconfirmed_note(newest) + ("" if sent is None else f"; before: {last}")
-            rows.append((name, str(stars), str(dismissals), last,
-                         _next_send(profile, settings, now)))
+            stopped = unsubscribed_since(store, name)
+            upcoming = (f"none: unsubscribed {stopped:%Y-%m-%d}" if stopped
+                        else _next_send(profile, settings, now))
+            rows.append((name, str(stars), str(dismissals), last, upcoming))
     out.print(f"Papers: {total} stored, {new_today} new today  ({store.path})", markup=False)
     sources = Table("source", "enabled", "last fetch", box=None, header_style="bold")
     for name in SOURCES:
