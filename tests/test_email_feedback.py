@@ -450,3 +450,37 @@ def test_a_from_name_cannot_add_a_header():
     assert parsed["From"].addresses[0].addr_spec == "me@example.org"
     # A long unsubscribe URL stays one readable header line, never encoded words.
     assert parsed["List-Unsubscribe"] == "<https://papers.example.org/u/" + "t" * 150 + ">"
+
+
+@pytest.mark.parametrize("render_processes", [0, 1])
+def test_the_batched_send_carries_the_same_links_headers_and_kept_copy(
+    data_dir, tmp_path, plain_server, client_for, render_processes
+):
+    # `send --all` and the daemon's groups go through bulk.send_many, whose messages may
+    # be rendered in a worker process: they must be the messages the one-profile path
+    # builds, links, List-Unsubscribe, From name and the copy for "view in browser".
+    from paperdigest.bulk import send_many
+
+    config = web_config(tmp_path / "config.toml", {**plain_server.settings(),
+                                                   "from_name": "Lab papers"},
+                        [{"name": "ada", "email": "ada@example.com"},
+                         {"name": "bob", "email": "bob@example.com"}])
+    settings = load_settings(config)
+    with Store.open(data_dir) as store:
+        report = send_many(store, settings, settings.profiles,
+                           render_processes=render_processes)
+    assert sorted(report.sent) == ["ada", "bob"], report.summary()
+    assert len(plain_server.received) == 2
+    client = client_for(config)
+    for received in plain_server.received:
+        message = received.message
+        assert message["From"].addresses[0].display_name == "Lab papers"
+        assert message["List-Unsubscribe"].startswith("<http://testserver/u/")
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        text = _part(message, "plain")
+        assert len(links_in_text(text, "More like this")) >= 1
+        assert "More like this" in _part(message, "html")
+        (view,) = links_in_text(text, "View in your browser")
+        page = client.get(view)
+        assert page.status_code == 200
+        assert message["Subject"].split(": ", 1)[-1] in page.text

@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from paperdigest import ledger as ledger_api
+from paperdigest.archive import keep_copy
 from paperdigest.config import ProfileSettings, Settings, SmtpSettings
 from paperdigest.delivery import (
     SendReport,
@@ -57,6 +58,7 @@ from paperdigest.mailer import (
     build_message,
     classify,
     domain_of,
+    inline_css,
     message_bytes,
     open_connection,
     send_message,
@@ -65,6 +67,8 @@ from paperdigest.mailer import (
 from paperdigest.render import make_environment, render_digest
 from paperdigest.service import Selection, select_picks_many, window_start
 from paperdigest.store import Store
+from paperdigest.subscriptions import unsubscribed_profiles, why_skipped
+from paperdigest.web.links import EmailLinks, email_links
 
 log = logging.getLogger(__name__)
 
@@ -319,22 +323,38 @@ class _Letter:
     recipients: tuple[str, ...]
     now: datetime
     message_id: str
+    from_name: str | None = None
+    links: EmailLinks | None = None
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """The message to send, and the copy kept for "view in browser" and `preview`."""
+
+    data: bytes
+    subject: str
+    html: str
+    text: str
 
 
 _ENVIRONMENTS: dict[str | None, object] = {}
 
 
-def render_letter(letter: _Letter) -> bytes:
-    """The message's bytes (mailer.build_message: the one message builder)."""
+def render_letter(letter: _Letter) -> _Rendered:
+    """The message (mailer.build_message: the one message builder) and its copy."""
     env = _ENVIRONMENTS.get(letter.templates_dir)
     if env is None:
         folder = Path(letter.templates_dir) if letter.templates_dir else None
         env = _ENVIRONMENTS[letter.templates_dir] = make_environment(folder)
-    rendered = render_digest(letter.digest, env, letter.subject)  # type: ignore[arg-type]
+    rendered = render_digest(letter.digest, env, letter.subject,  # type: ignore[arg-type]
+                             links=letter.links, mailed=True)
+    links = letter.links
     message = build_message(rendered, sender=letter.sender, recipients=letter.recipients,
                             profile=letter.digest.profile, now=letter.now,
-                            message_id=letter.message_id)
-    return message_bytes(message)
+                            message_id=letter.message_id, from_name=letter.from_name,
+                            unsubscribe_url=links.unsubscribe if links is not None else None)
+    return _Rendered(message_bytes(message), rendered.subject, inline_css(rendered.html),
+                     rendered.text)
 
 
 class _Renderers:
@@ -361,8 +381,8 @@ class _Renderers:
         else:
             self.waiting.append((key, self.pool.submit(render_letter, letter)))
 
-    def ready(self, wait: bool = False) -> Iterator[tuple[str, bytes | Exception]]:
-        """(key, the message's bytes or the exception) for letters done, in order."""
+    def ready(self, wait: bool = False) -> Iterator[tuple[str, _Rendered | Exception]]:
+        """(key, the rendered message or the exception) for letters done, in order."""
         while self.waiting:
             key, result = self.waiting[0]
             if self.pool is not None:
@@ -457,8 +477,15 @@ def send_many(
                 report.failed[name] = why
                 advance("failed")
                 continue
+            try:  # kept with the claim; it counts once the ledger row says it went out
+                keep_copy(store, claim_id, result.subject, result.html, result.text)
+            except Exception as exc:
+                _quietly(ledger_api.mark_failed, store, claim_id, f"cannot keep a copy: {exc}")
+                report.failed[name] = f"cannot keep a copy: {exc}"
+                advance("failed")
+                continue
             recipients = tuple(to) or tuple(by_name[name].email)
-            job = _Job(claim_id, Outgoing(name, sender, recipients, result))
+            job = _Job(claim_id, Outgoing(name, sender, recipients, result.data))
             in_flight.add(name)
             while True:  # collect what came back while the queue is full
                 try:
@@ -470,8 +497,12 @@ def send_many(
 
     # A profile whose day is done is not ranked: a second run of the day is quick.
     fresh = []
+    stopped = unsubscribed_profiles(store)
     for profile in profiles:
-        if not force and not is_digest_day(profile, cfg, days[profile.name]):
+        if profile.name in stopped:  # even with --force: they asked for no more mail
+            report.skipped[profile.name] = why_skipped(profile.name, stopped[profile.name])
+            advance("skipped")
+        elif not force and not is_digest_day(profile, cfg, days[profile.name]):
             report.resting[profile.name] = resting_message(profile, settings,
                                                            days[profile.name])
             advance("resting")
@@ -514,6 +545,8 @@ def send_many(
                 renderers.submit(name, _Letter(
                     letter.digest, cfg.subject, templates, sender,
                     tuple(to) or tuple(by_name[name].email), now, letter.message_id,
+                    settings.smtp.from_name,
+                    email_links(settings, store.path.parent, name, days[name]),
                 ))
             started = clock()
             hand_over()

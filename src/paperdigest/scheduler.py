@@ -47,7 +47,7 @@ from paperdigest.ledger import is_done
 from paperdigest.mailer import ManagedConnection, open_connection
 from paperdigest.refresh import refresh_sources
 from paperdigest.store import Store
-from paperdigest.subscriptions import unsubscribed_since, why_skipped
+from paperdigest.subscriptions import unsubscribed_profiles, unsubscribed_since, why_skipped
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,11 @@ class Daemon:
         with Store.open(self.data_dir) as store:
             due = [p for p in profiles
                    if not is_done(store, p.name, local_date(p, self.settings, now))]
+            stopped = unsubscribed_profiles(store)
+        for profile in [p for p in due if p.name in stopped]:  # no fetch, no retry
+            log.info("%s: %s", profile.name, why_skipped(profile.name, stopped[profile.name]))
+            self.outcomes[profile.name] = "unsubscribed"
+        due = [p for p in due if p.name not in stopped]
         if not due:
             log.info("%d profiles: today's digests were already sent", len(profiles))
             return "already sent"
@@ -240,7 +245,7 @@ class Daemon:
             report = send_many(store, self.settings, due, now=self.clock(),
                                connect=self.connect, sleep=self._sleep, progress=progress)
         log.info("digests: %s", report.summary())
-        self.outcomes = {
+        self.outcomes |= {
             name: outcome for outcomes, outcome in (
                 (report.sent, "sent"), (report.empty, "empty"), (report.skipped, "skipped"),
                 (report.maybe, "maybe"), (report.failed, "failed"),

@@ -30,6 +30,12 @@ def unsubscribed_since(store: Store, profile: str) -> datetime | None:
     return datetime.fromisoformat(row[0]) if row else None
 
 
+def unsubscribed_profiles(store: Store) -> dict[str, datetime]:
+    """Every profile that stopped its mail, and since when (one query for a batch)."""
+    rows = store.conn.execute("SELECT profile, since FROM unsubscribed")
+    return {profile: datetime.fromisoformat(since) for profile, since in rows}
+
+
 def why_skipped(profile: str, since: datetime) -> str:
     return (
         f"unsubscribed on {since:%Y-%m-%d} with the link in the email; not sending "
