@@ -220,9 +220,13 @@ class CorpusIndex:
             mask = segs == s
             yield int(s), mask, locals_[mask]
 
-    def eligible(self, excluded_rows: Sequence[int], window_days: int) -> np.ndarray:
-        """Rows listed within `window_days` of the newest paper and not excluded."""
-        return eligible_day_rows(self.listed_days, excluded_rows, window_days)
+    def eligible(
+        self, excluded_rows: Sequence[int], window_days: int, today: date
+    ) -> np.ndarray:
+        """Rows listed within the `window_days` up to `today` and not excluded."""
+        return eligible_day_rows(
+            self.listed_days, excluded_rows, window_days, today.toordinal()
+        )
 
 
 def _owned(matrix: sparse.spmatrix) -> sparse.csr_matrix:

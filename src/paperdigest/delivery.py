@@ -140,7 +140,7 @@ def build_for(
         day,
         profile,
         [item for item in items if not is_followed_reason(item.reason)],
-        trending=unmuted_trending(store, profile, cfg.trending, cfg.window_days),
+        trending=unmuted_trending(store, profile, cfg.trending, cfg.window_days, day),
         personalised=any(
             reason != "new" and not is_followed_reason(reason) for _, _, reason in previous
         ),

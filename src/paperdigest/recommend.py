@@ -29,20 +29,35 @@ class RankedRow:
     terms: tuple[str, ...]
 
 
-def eligible_day_rows(
-    listed_days: np.ndarray, excluded: Sequence[int] | np.ndarray, window_days: int
-) -> np.ndarray:
-    """Rows listed within `window_days` of the newest paper and not excluded.
+def window_start(listed_days: np.ndarray, window_days: int, today: int) -> int:
+    """The first day (an ordinal) of the candidate window, which ends on `today`.
 
-    `listed_days` are `date.toordinal()` integers. The window is anchored on the newest
-    paper in the store, not on the clock, so a store that is not refreshed (the offline
-    seed corpus) still has a digest to show.
+    It counts back from the newest listing day up to `today`: today itself on a store
+    refreshed daily, and the last day anything was listed on one that is not refreshed
+    (the offline seed corpus), so it still has a digest to show. A paper dated after
+    `today` never moves the window (one dated 9999-12-31 once cut every digest to itself).
+    """
+    past = listed_days[listed_days <= today]
+    end = int(past.max()) if len(past) else today
+    return end - window_days
+
+
+def eligible_day_rows(
+    listed_days: np.ndarray,
+    excluded: Sequence[int] | np.ndarray,
+    window_days: int,
+    today: int,
+) -> np.ndarray:
+    """Rows listed within the window ending on `today` (`window_start`), not excluded.
+
+    `listed_days` and `today` are `date.toordinal()` integers; the caller passes today in,
+    so this stays free of the clock.
     """
     if len(listed_days) == 0:
         return np.zeros(0, dtype=np.int64)
     keep = np.ones(len(listed_days), bool)
     if window_days > 0:
-        keep &= listed_days >= int(listed_days.max()) - window_days
+        keep &= listed_days >= window_start(listed_days, window_days, today)
     excluded = np.asarray(excluded, dtype=np.int64)
     excluded = excluded[(excluded >= 0) & (excluded < len(listed_days))]
     keep[excluded] = False

@@ -28,12 +28,14 @@ class Selection:
     followed: tuple[tuple[Paper, str], ...] = ()
 
 
-def window_start(store: Store, last_sent: date | None) -> date | None:
+def window_start(
+    store: Store, last_sent: date | None, today: date | None = None
+) -> date | None:
     """The first listing day a digest covers beyond the window: the day of the profile's
     last sent digest, so a weekly reader gets the whole week and nothing older. A store
     that has nothing listed since then (never refreshed, like the offline seed corpus)
     keeps the plain window, so its digest is not empty."""
-    newest = store.newest_listed()
+    newest = store.newest_listed(today)
     if last_sent is None or newest is None or last_sent > newest:
         return None
     return last_sent
@@ -48,19 +50,22 @@ def select_picks(
     progress: Callable[[str], None] | None = None,
     since: date | None = None,
     min_score: float | None = None,
+    today: date | None = None,
 ) -> Selection:
     """The profile's best unseen papers, or the newest ones when it has no stars.
 
     Papers a mute rule matches are never candidates; papers a follow rule matches are
     returned apart, in `followed`, and not ranked. `since` narrows the window to papers
-    listed on or after that day; `min_score` leaves out weaker picks.
+    listed on or after that day; `min_score` leaves out weaker picks. The window ends
+    on `today` (the clock's today by default; see `recommend.window_start`).
     """
+    day = today or date.today()
     starred = [paper for paper, _ in store.starred(profile)]
     dismissed = store.dismissed_pks(profile)
     seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(profile)
     rules = store.rules(profile)
     screened = sort_papers(
-        (p for p in store.window_papers(window_days, since, rules) if p.pk not in seen)
+        (p for p in store.window_papers(window_days, since, rules, day) if p.pk not in seen)
         if rules else (),
         rules,
     )
@@ -72,7 +77,7 @@ def select_picks(
 
     index = index if index is not None else open_index(store, progress)
     excluded = index.rows_of(sorted(seen))
-    candidates = index.eligible(excluded, window_days)
+    candidates = index.eligible(excluded, window_days, day)
     if since is not None:
         candidates = candidates[index.listed_days[candidates] >= since.toordinal()]
     star_rows = index.rows_of([p.pk for p in starred])
@@ -245,29 +250,32 @@ def build_digest(
     """The digest of `day`: papers listed since the profile's last sent digest (at most
     `window_days` back), followed ones first, muted ones nowhere."""
     last = store.last_sent_digest(profile)
-    since = window_start(store, last[0] if last and last[0] < day else None)
+    since = window_start(store, last[0] if last and last[0] < day else None, day)
     selection = select_picks(
         store, profile, picks, window_days, progress=progress, since=since,
-        min_score=min_score,
+        min_score=min_score, today=day,
     )
     return assemble_digest(
         day,
         profile,
         [item_from(pick) for pick in selection.picks],
-        trending=unmuted_trending(store, profile, trending, window_days),
+        trending=unmuted_trending(store, profile, trending, window_days, day),
         personalised=selection.personalised,
         followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
     )
 
 
-def unmuted_trending(store: Store, profile: str, limit: int, window_days: int) -> list[Paper]:
-    """The most upvoted papers of the window, less what the profile muted."""
+def unmuted_trending(
+    store: Store, profile: str, limit: int, window_days: int, today: date | None = None
+) -> list[Paper]:
+    """The most upvoted papers of the window (ending on `today`), less what the profile
+    muted."""
     if limit <= 0:
         return []
     rules = store.rules(profile)
     if not rules:
-        return store.trending(limit, window_days)
+        return store.trending(limit, window_days, today)
     # Read a few more so muting some still fills the section.
-    papers = store.trending(limit * 3, window_days)
+    papers = store.trending(limit * 3, window_days, today)
     return [p for p in papers if not is_muted(p, rules)][:limit]
 

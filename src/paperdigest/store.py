@@ -14,7 +14,7 @@ import sqlite3
 from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
@@ -25,6 +25,7 @@ from paperdigest.follows import Action, Field, Rule, keyword_words, normalise_ru
 from paperdigest.ids import TITLE_HASH_LENGTH, normalise_arxiv_id, normalise_title, title_hash
 from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
+from paperdigest.parsers.text import clamp_dates, safe_record
 
 DB_NAME = "paperdigest.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
@@ -200,6 +201,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX papers_doi_lower ON papers(lower(doi));
     CREATE TABLE profiles (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
     """,
+    # Hostile input (issue 12): a paper stored with a date in the future (9999-12-31 cut
+    # every later digest to one paper) counts from the day it was stored, as ingest now does.
+    """
+    UPDATE papers SET listed = substr(added_at, 1, 10) WHERE listed > substr(added_at, 1, 10);
+    UPDATE papers SET published = substr(added_at, 1, 10)
+    WHERE published > substr(added_at, 1, 10);
+    UPDATE papers SET updated = substr(added_at, 1, 10) WHERE updated > substr(added_at, 1, 10);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Per-profile tables that hold delivery promises: the ledger and an unsubscribe.
@@ -225,11 +234,15 @@ class IngestStats:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Records that were changed or skipped on the way in (a date in the future, a title
+    # with nothing printable), one line each naming the paper.
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, other: IngestStats) -> None:
         self.new += other.new
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.warnings.extend(other.warnings)
 
 
 def check_profile_name(name: str) -> str:
@@ -242,6 +255,16 @@ def check_profile_name(name: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# The last day of the candidate window, as SQL with two parameters (`_window_end_args`):
+# the newest listing day up to today, else today (recommend.window_start says why).
+_WINDOW_END = "coalesce((SELECT max(listed) FROM papers WHERE listed <= ?), ?)"
+
+
+def _window_end_args(today: date | None) -> tuple[str, str]:
+    day = (today or date.today()).isoformat()
+    return day, day
 
 
 def _fts_query(text: str) -> str:
@@ -292,9 +315,17 @@ class Store:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): a second ROLLBACK
+            # would raise "cannot rollback" and hide the real error.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -338,16 +369,20 @@ class Store:
     ) -> IngestStats:
         """Insert or merge records in one transaction. Idempotent.
 
+        Every record is first made safe here, whatever its source (`safe_record`: control
+        characters, lone surrogates, lengths), and its dates after `today` are clamped to
+        `today` and reported in `IngestStats.warnings`.
         Records are merged in order, exactly as one at a time, but looked up in chunks of
         `INGEST_CHUNK` (two indexed queries a chunk instead of two a record).
         `progress`, if given, is called with the number of records done so far after every
         `INGEST_PROGRESS_EVERY` records and once at the end.
         """
         stats = IngestStats()
-        listed_default = (today or date.today()).isoformat()
+        today = today or date.today()
+        listed_default = today.isoformat()
         added_at = _now()
         done = 0
-        source = iter(records)
+        source = _safe_records(records, today, stats.warnings)
         with self.transaction() as conn:
             while chunk := list(islice(source, INGEST_CHUNK)):
                 self._ingest_chunk(conn, chunk, listed_default, added_at, stats)
@@ -489,12 +524,13 @@ class Store:
                 break
         return result
 
-    def trending(self, limit: int, window_days: int) -> list[Paper]:
-        """Most upvoted papers listed within `window_days` of the newest one."""
+    def trending(self, limit: int, window_days: int, today: date | None = None) -> list[Paper]:
+        """Most upvoted papers listed within `window_days` of the candidate window's end:
+        the newest listing day up to `today` (see `recommend.window_start`)."""
         rows = self.conn.execute(
-            "SELECT * FROM papers WHERE upvotes > 0 AND listed >= "
-            "date((SELECT max(listed) FROM papers), ?) ORDER BY upvotes DESC, pk LIMIT ?",
-            (f"-{window_days} days", limit),
+            f"SELECT * FROM papers WHERE upvotes > 0 AND listed >= date({_WINDOW_END}, ?) "
+            "ORDER BY upvotes DESC, pk LIMIT ?",
+            (*_window_end_args(today), f"-{window_days} days", limit),
         ).fetchall()
         return [_paper(row) for row in rows]
 
@@ -679,14 +715,21 @@ class Store:
         ]
 
     def window_papers(
-        self, window_days: int, since: date | None = None, rules: Sequence[Rule] = ()
+        self,
+        window_days: int,
+        since: date | None = None,
+        rules: Sequence[Rule] = (),
+        today: date | None = None,
     ) -> list[Paper]:
-        """Papers listed within `window_days` of the newest one (and on or after `since`),
-        newest first. Given rules, only those that may match one of them: a superset
-        found with the full-text index and the authors column, which the exact matching
-        (follows.py) then sorts, so a large window is not read whole."""
-        bound = "date((SELECT max(listed) FROM papers), ?)" if window_days > 0 else "''"
-        args: list[Any] = [f"-{window_days} days"] if window_days > 0 else []
+        """Papers listed within the `window_days` ending on `today` (the newest listing day
+        up to today: see `recommend.window_start`) and on or after `since`, newest first.
+        Given rules, only those that may match one of them: a superset found with the
+        full-text index and the authors column, which the exact matching (follows.py) then
+        sorts, so a large window is not read whole."""
+        bound = f"date({_WINDOW_END}, ?)" if window_days > 0 else "''"
+        args: list[Any] = (
+            [*_window_end_args(today), f"-{window_days} days"] if window_days > 0 else []
+        )
         sql = f"SELECT * FROM papers WHERE listed >= {bound}"
         if since is not None:
             sql += " AND listed >= ?"
@@ -698,8 +741,12 @@ class Store:
         rows = self.conn.execute(sql + " ORDER BY listed DESC, pk DESC", args)
         return [_paper(row) for row in rows]
 
-    def newest_listed(self) -> date | None:
-        value = self.conn.execute("SELECT max(listed) FROM papers").fetchone()[0]
+    def newest_listed(self, today: date | None = None) -> date | None:
+        """The newest listing day up to `today` (a paper dated in the future is not news)."""
+        value = self.conn.execute(
+            "SELECT max(listed) FROM papers WHERE listed <= ?",
+            ((today or date.today()).isoformat(),),
+        ).fetchone()[0]
         return date.fromisoformat(value) if value else None
 
     # -- forgetting a paper -------------------------------------------------------------
@@ -1004,6 +1051,19 @@ class _ChunkRows:
                 self.by_title[old_title].remove(pk)
             if title in self.by_title:
                 insort(self.by_title[title], pk)
+
+
+def _safe_records(
+    records: Iterable[PaperRecord], today: date, warnings: list[str]
+) -> Iterator[PaperRecord]:
+    for record in records:
+        record, clamped = clamp_dates(safe_record(record), today)
+        if clamped:
+            warnings.append(clamped)
+        if not record.title.strip():
+            warnings.append("a paper with no printable title; skipped")
+            continue
+        yield record
 
 
 def _paper(row: sqlite3.Row) -> Paper:
