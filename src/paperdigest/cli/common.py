@@ -235,8 +235,8 @@ def seed_with_progress(store: Store) -> None:
             f"Loaded {report.stats.new} papers from the bundled seed corpus "
             f"into {store.path.parent}."
         )
-        for problem in report.problems:
-            err.print(f"[yellow]warning:[/] {problem}", markup=True)
+        for problem in [*report.problems, *report.stats.warnings]:
+            err.print(f"warning: {problem}", markup=False)
 
 
 def index_progress(message: str) -> None:

@@ -320,6 +320,8 @@ def ingest(
                     progress=lambda done, t=records: bar.update(t, completed=done),
                 )
                 bar.remove_task(records)
+                for warning in stats.warnings:
+                    err.print(f"warning: {path}: {warning}", markup=False, soft_wrap=True)
                 new, updated, unchanged = (
                     new + stats.new, updated + stats.updated, unchanged + stats.unchanged
                 )
