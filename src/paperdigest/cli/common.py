@@ -22,10 +22,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from paperdigest.config import Settings, load_settings
 from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import ensure_seeded, needs_seeds
+from paperdigest.parsers.text import terminal_text
 from paperdigest.paths import bundled_seed_files, resolve_data_dir
 from paperdigest.store import Store, check_profile_name
 
@@ -236,7 +238,7 @@ def seed_with_progress(store: Store) -> None:
             f"into {store.path.parent}."
         )
         for problem in [*report.problems, *report.stats.warnings]:
-            err.print(f"warning: {problem}", markup=False)
+            err.print(shown(f"warning: {problem}"))
 
 
 def index_progress(message: str) -> None:
@@ -248,8 +250,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def shown(text: object) -> Text:
+    """Untrusted text (a title, an id, a reason, a server's error) as a table cell or a
+    line: never read as rich markup, and no control character reaches the terminal."""
+    return Text(terminal_text(str(text)))
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"Error: {message}", markup=False, soft_wrap=True)
+    err.print(f"Error: {terminal_text(message)}", markup=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from paperdigest.cli.common import app, app_context, clean_errors, err
+from paperdigest.cli.common import app, app_context, clean_errors, err, shown
 from paperdigest.config import Settings
 
 # `send --all` names each skipped profile up to this many; beyond, the summary counts them.
@@ -93,13 +93,13 @@ def send(
     for name, why in report.resting.items():
         typer.echo(f"{name}: {why}")
     for name, why in report.skipped.items():
-        err.print(f"{name}: {why}", markup=False, soft_wrap=True)
+        err.print(shown(f"{name}: {why}"), soft_wrap=True)
     for name, why in report.empty.items():
         typer.echo(f"{name}: {why}")
     for name, why in report.maybe.items():
-        err.print(f"{name}: maybe delivered: {why}", markup=False, soft_wrap=True)
+        err.print(shown(f"{name}: maybe delivered: {why}"), soft_wrap=True)
     for name, why in report.failed.items():
-        err.print(f"{name}: not sent: {why}", markup=False, soft_wrap=True)
+        err.print(shown(f"{name}: not sent: {why}"), soft_wrap=True)
     if report.failed:
         raise DeliveryError(f"{len(report.failed)} of {len(profiles)} digests not sent")
     if report.maybe:

@@ -42,10 +42,12 @@ def safe_text(text: str) -> str:
     return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
 
 
-def terminal_text(text: str) -> str:
+def terminal_text(text: str, *, lines: bool = False) -> str:
     """Text that cannot steer a terminal: every control character (ESC included) shown as
-    U+FFFD, so a stored title like "\\x1b]0;owned\\x07" prints as harmless characters."""
-    return _CONTROL_ANY.sub("\ufffd", _SURROGATE.sub("\ufffd", text))
+    U+FFFD, so a stored title like "\\x1b]0;owned\\x07" prints as harmless characters.
+    With `lines`, newline and tab are kept."""
+    pattern = _CONTROL if lines else _CONTROL_ANY
+    return pattern.sub("\ufffd", _SURROGATE.sub("\ufffd", text))
 
 
 def capped(text: str, limit: int) -> str:
