@@ -35,6 +35,7 @@ from paperdigest.arxiv_taxonomy import check_category
 from paperdigest.digest import DEFAULT_SUBJECT
 from paperdigest.errors import ConfigError
 from paperdigest.paths import default_config_file
+from paperdigest.validate import email_address, profile_name_problem
 
 
 def _hhmm(value: Any) -> Any:
@@ -110,6 +111,11 @@ class SmtpSettings(_Section):
     connections: int = Field(2, ge=1, le=32)
     max_per_minute: int | None = Field(None, ge=1)
 
+    @field_validator("sender")
+    @classmethod
+    def _one_sender(cls, value: str | None) -> str | None:
+        return None if value is None else email_address(value)
+
 
 class DigestSettings(_Section):
     picks: int = Field(10, ge=1, le=100)
@@ -151,6 +157,20 @@ class ProfileSettings(_Section):
     min_score: float | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # The name becomes part of file names (the dry-run outbox): "../../x" must not.
+        problem = profile_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _one_address_each(cls, value: list[str]) -> list[str]:
+        return [email_address(address) for address in value]
 
 
 class HFSourceSettings(_Section):

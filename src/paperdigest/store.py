@@ -26,6 +26,7 @@ from paperdigest.ids import TITLE_HASH_LENGTH, normalise_arxiv_id, normalise_tit
 from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
 from paperdigest.parsers.text import clamp_dates, safe_record
+from paperdigest.validate import profile_name_problem
 
 DB_NAME = "paperdigest.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
@@ -34,7 +35,6 @@ INGEST_PROGRESS_EVERY = 5_000
 INGEST_CHUNK = 5_000
 # The score `search` gives a paper named by its id: above any full-text match.
 EXACT_ID_SCORE = 1000.0
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 # Each entry upgrades the schema by one version. Append; never edit a shipped entry.
 MIGRATIONS: list[str] = [
@@ -246,10 +246,9 @@ class IngestStats:
 
 
 def check_profile_name(name: str) -> str:
-    if not _PROFILE_NAME.match(name):
-        raise PaperdigestError(
-            f"invalid profile name {name!r}: use letters, digits, '.', '_', '-' or '@'"
-        )
+    problem = profile_name_problem(name)
+    if problem is not None:
+        raise PaperdigestError(problem)
     return name
 
 

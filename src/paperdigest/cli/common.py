@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.text import Text
 
 from paperdigest.config import Settings, load_settings
-from paperdigest.errors import PaperdigestError
+from paperdigest.errors import PaperdigestError, describe_os_error
 from paperdigest.ingest import ensure_seeded, needs_seeds
 from paperdigest.parsers.text import terminal_text
 from paperdigest.paths import bundled_seed_files, resolve_data_dir
@@ -271,7 +271,15 @@ def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
         except PaperdigestError as exc:
             raise fail(str(exc), exc.exit_code) from None
         except sqlite3.Error as exc:
+            if "disk is full" in str(exc):
+                raise fail(f"disk full: the database could not be written ({exc}); nothing "
+                           "was changed") from None
             raise fail(f"database error: {exc}") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{describe_os_error(exc)}") from None
+        except RecursionError:
+            raise fail("input nested too deeply to read") from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 

@@ -13,6 +13,8 @@ from pydantic import SecretStr
 
 from paperdigest.cli.common import app, app_context, clean_errors, err, shown
 from paperdigest.config import Settings
+from paperdigest.errors import PaperdigestError
+from paperdigest.validate import email_address
 
 # `send --all` names each skipped profile up to this many; beyond, the summary counts them.
 SKIPS_LISTED = 20
@@ -66,7 +68,6 @@ def send(
 ) -> None:
     """Build today's digest and mail it, once per profile and day."""
     from paperdigest.delivery import DeliveryError, select_profiles, send_digests
-    from paperdigest.errors import PaperdigestError
     from paperdigest.shards import parse_shard, take_shard
 
     context = app_context(ctx)
@@ -74,6 +75,10 @@ def send(
     if shard is not None and not all_profiles:
         raise PaperdigestError("--shard needs --all")
     share = parse_shard(shard) if shard is not None else None
+    try:
+        to = [email_address(address) for address in to or ()]
+    except ValueError as exc:
+        raise PaperdigestError(f"--to: {exc}") from None
     profiles = select_profiles(settings, profile, all_profiles)
     if share is not None:
         profiles = take_shard(profiles, [p.name for p in profiles], *share)
