@@ -11,7 +11,7 @@ from datetime import date
 import numpy as np
 
 from paperdigest.batch_ranking import BatchRanker, BatchUnsupported, ProfileRows, Rows
-from paperdigest.corpus_index import CorpusIndex, open_index
+from paperdigest.corpus_index import CorpusIndex, DamagedIndexError, open_index
 from paperdigest.digest import Digest, assemble_digest, item_for, item_from
 from paperdigest.follows import is_muted, sort_papers
 from paperdigest.models import Paper, Pick
@@ -75,9 +75,37 @@ def select_picks(
         newest = store.newest(limit, seen, keep=lambda p: not is_muted(p, rules))
         return Selection([Pick(paper=p, score=0.0) for p in newest], False, followed)
 
-    index = index if index is not None else open_index(store, progress)
+    def ranked(index: CorpusIndex) -> Selection:
+        picks = _ranked_picks(
+            store, index, starred, dismissed, seen, limit,
+            window_days=window_days, today=day, since=since, min_score=min_score,
+        )
+        return Selection(picks, True, followed)
+
+    if index is not None:
+        return ranked(index)
+    try:
+        return ranked(open_index(store, progress))
+    except DamagedIndexError:
+        # Damaged bytes on disk that the load checks could not see: never trust them.
+        return ranked(open_index(store, progress, rebuild=True))
+
+
+def _ranked_picks(
+    store: Store,
+    index: CorpusIndex,
+    starred: list[Paper],
+    dismissed: list[int],
+    seen: set[int],
+    limit: int,
+    *,
+    window_days: int,
+    today: date,
+    since: date | None,
+    min_score: float | None,
+) -> list[Pick]:
     excluded = index.rows_of(sorted(seen))
-    candidates = index.eligible(excluded, window_days, day)
+    candidates = index.eligible(excluded, window_days, today)
     if since is not None:
         candidates = candidates[index.listed_days[candidates] >= since.toordinal()]
     star_rows = index.rows_of([p.pk for p in starred])
@@ -127,7 +155,7 @@ def select_picks(
         for r in ranked
         if min_score is None or r.score >= min_score
     ]
-    return Selection(picks, True, followed)
+    return picks
 
 
 # Profiles ranked at once: bounds the (candidates x profiles) score blocks to a few MB.
