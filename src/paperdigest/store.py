@@ -13,7 +13,7 @@ import re
 import sqlite3
 from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
@@ -29,6 +29,12 @@ from paperdigest.parsers.text import clamp_dates, safe_record
 from paperdigest.validate import profile_name_problem
 
 DB_NAME = "paperdigest.sqlite3"
+# Written beside the database when it is created: if the database is later found empty
+# (truncated to 0 bytes, replaced), this says data existed and is gone.
+MARKER_NAME = ".paperdigest-created"
+# The index cache directory (corpus_index.INDEX_DIR): its manifest is the same sign for a
+# data directory made before the marker existed.
+_INDEX_MANIFEST = ("index", "manifest.json")
 BUSY_TIMEOUT_MS = 30_000
 INGEST_PROGRESS_EVERY = 5_000
 # Records looked up at once by `Store.ingest`.
@@ -278,6 +284,8 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        # Set by `open` when the database was found empty where one with data had been.
+        self.started_afresh: str | None = None
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
@@ -293,10 +301,36 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA foreign_keys = ON")
             store = cls(conn, path)
+            fresh = store._is_blank()
             store._migrate()
         except sqlite3.DatabaseError as exc:
             raise PaperdigestError(f"cannot open the database {path}: {exc}") from exc
+        if fresh:
+            store._note_creation(data_dir)
         return store
+
+    def _is_blank(self) -> bool:
+        """No schema at all: a new database, or one emptied behind our back."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        return version == 0 and tables == 0
+
+    def _note_creation(self, data_dir: Path) -> None:
+        marker = data_dir / MARKER_NAME
+        if marker.exists() or data_dir.joinpath(*_INDEX_MANIFEST).exists():
+            try:
+                since = marker.read_text(encoding="utf-8").strip() or "earlier"
+            except OSError:
+                since = "earlier"
+            self.started_afresh = (
+                f"the database {self.path} was empty (truncated or replaced), though this "
+                f"data directory held one since {since}: started afresh, and its stars, "
+                "dismissals and digest history are gone (restore a backup of the file to "
+                "get them back)"
+            )
+        with suppress(OSError):  # only a hint for later; never a reason to fail
+            marker.write_text(_now() + "\n", encoding="utf-8")
+
 
     def close(self) -> None:
         self.conn.close()

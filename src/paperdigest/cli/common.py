@@ -177,6 +177,8 @@ class AppContext:
     @contextmanager
     def store(self) -> Iterator[Store]:
         with Store.open(self.data_dir) as store:
+            if store.started_afresh:
+                err.print(shown(f"warning: {store.started_afresh}"), soft_wrap=True)
             seed_with_progress(store)
             yield store
 
