@@ -22,6 +22,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_DECOMPRESSED_BYTES = 1024 * 1024 * 1024
 # The longest line held in memory (a paper is a few KB; the store caps its text anyway).
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# A seed dump is parsed whole: a smaller cap (the bundled ones are under 1 MiB).
+MAX_SEED_BYTES = 64 * 1024 * 1024
 _BLOCK = 1024 * 1024
 
 
@@ -45,7 +47,9 @@ class _Lines:
         total = 0
         while True:
             try:
-                block = self.stream.read(_BLOCK)
+                # read1: what one read decompresses, so the lines before a damaged
+                # part of a .gz still count.
+                block = self.stream.read1(_BLOCK)
             except (OSError, EOFError, zlib.error) as exc:
                 self.problem = Problem(self.name, f"{_read_error(exc)}; stopped there")
                 return
@@ -82,6 +86,8 @@ class _Lines:
                 pending += parts[-1]
                 if len(pending) > MAX_LINE_BYTES:
                     pending, too_long = b"", True
+        if self.problem is not None:
+            return  # the line cut short by the error or the cap is not a line
         if too_long:
             yield number + 1, LineTooLong(MAX_LINE_BYTES)
         elif pending.strip():
@@ -114,9 +120,10 @@ def parse_file(path: Path, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> ParseResu
     if path.suffix == ".gz":
         stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
         kind = path.with_suffix("")
-    lines = _Lines(stream, name, max_bytes)
+    is_jsonl = kind.suffix in (".jsonl", ".json", ".ndjson")
+    lines = _Lines(stream, name, max_bytes if is_jsonl else min(max_bytes, MAX_SEED_BYTES))
     try:
-        if kind.suffix in (".jsonl", ".json", ".ndjson"):
+        if is_jsonl:
             result = parse_jsonl_lines(lines, name)
         else:
             result = parse_seed_dump(b"".join(lines.blocks()), name)
