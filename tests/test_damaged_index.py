@@ -20,6 +20,9 @@ from paperdigest.corpus_index import INDEX_DIR, MANIFEST
 from paperdigest.store import Store
 
 PARTS = ["indices", "data", "indptr", "tindices", "tdata", "tindptr", "vectors", "pks", "days"]
+# The parts whose damage once made `preview` segfault or print "0 papers" (the others go
+# through the same loader and checks; recommend covers each of them).
+PREVIEWED = {"indices", "data", "vectors", "pks"}
 
 
 def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,6 +82,8 @@ def test_random_bytes_in_any_index_array_give_the_fresh_digest(
     assert recommend.stdout == fresh_recommend
     assert len(json.loads(recommend.stdout)) == 10  # never a "0 papers" digest
 
+    if part not in PREVIEWED:
+        return
     preview = _run(_damaged_copy(source, tmp_path / "b", part), "preview")
     assert preview.returncode == 0, preview.stderr
     assert "rebuilding the index cache" in preview.stderr
