@@ -124,7 +124,8 @@ class DigestSettings(_Section):
     subject: str = DEFAULT_SUBJECT
     templates_dir: Path | None = None
     catchup_hours: float = Field(6.0, ge=0)
-    # Only papers listed within this many days of the newest paper are candidates.
+    # Only papers listed in the last this-many days up to today are candidates
+    # (recommend.window_start).
     window_days: int = Field(7, ge=0)
     trending: int = Field(5, ge=0, le=50)
     # Local days the digest goes out on; each digest covers everything since the last.
