@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,12 +39,15 @@ def tiny_disk(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def _fill(directory: Path) -> None:
-    """Take every free byte of the filesystem holding `directory`."""
-    with open(directory / "filler", "wb") as out, contextlib.suppress(OSError):
+def _fill(directory: Path, leave: int = 0) -> None:
+    """Take every free byte of the filesystem holding `directory`, but `leave`."""
+    filler = directory / "filler"
+    with open(filler, "wb") as out, contextlib.suppress(OSError):
         while True:
             out.write(b"\0" * 65536)
             out.flush()
+    if leave:
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
 
 
 # -- terminal output ---------------------------------------------------------------------
@@ -233,3 +237,30 @@ def test_a_truncated_database_file_fails_in_one_line(data_dir: Path, cli) -> Non
     )
     assert result.returncode == 1
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+
+
+def test_json_output_escapes_what_could_steer_a_terminal(data_dir: Path, cli) -> None:
+    title = "Sparse \x1b[2J pruning \x9b31m with a lone surrogate"
+    with Store.open(data_dir) as store:
+        store.conn.execute("UPDATE papers SET title = ? WHERE pk = 1", (title,))
+    result = cli("search", "--json", "sparse pruning lone surrogate")
+    assert result.exit_code == 0, result.output
+    assert _no_control(result.stdout.replace("\n", ""))
+    assert json.loads(result.stdout)[0]["title"] == title  # escaped, not changed
+
+
+def test_a_full_disk_keeps_the_index_in_memory_and_the_digest_goes_out(
+    tmp_path: Path, cli
+) -> None:
+    with tiny_disk(tmp_path / "disk", "8m") as disk:
+        data = disk / "data"
+        assert cli("--data-dir", str(data), "search", "sparse").exit_code == 0  # seeds
+        with Store.open(data) as store:
+            ids = [r[0] for r in store.conn.execute("SELECT id FROM papers LIMIT 3")]
+        assert cli("--data-dir", str(data), "star", *ids).exit_code == 0
+        _fill(disk, leave=256 * 1024)  # room for SQLite's WAL, none for the index cache
+        result = cli("--data-dir", str(data), "recommend", "--json")
+        assert result.exit_code == 0, result.output
+        assert "cannot keep the index cache" in result.stderr and "disk full" in result.stderr
+        assert len(json.loads(result.stdout)) == 15
+        assert not list((data / "index").glob("*.npy"))  # nothing half-written left behind

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paperdigest import store as store_module
 from paperdigest.ingest import parse_file
 from paperdigest.models import PaperRecord
 from paperdigest.parsers.arxiv import parse_arxiv_feed
@@ -273,3 +274,15 @@ def test_an_over_long_line_costs_one_line(tmp_path: Path, monkeypatch) -> None:
     assert [r.title for r in result.records] == ["A", "B"]
     assert [str(p) for p in result.problems] == [f"{path}:2: line longer than 4 MiB; skipped"]
 
+
+
+def test_papers_stored_with_future_dates_are_clamped_by_the_migration(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.ingest([PaperRecord("Old Future Paper", "x", published=date(2026, 1, 1))],
+                     today=date(2026, 1, 1))
+        # As a store written before the fix held it: one schema version back, dated 9999.
+        store.conn.execute("UPDATE papers SET listed = '9999-12-31', published = '9999-12-31'")
+        store.conn.execute(f"PRAGMA user_version = {len(store_module.MIGRATIONS) - 1}")
+    with Store.open(tmp_path) as store:
+        row = store.conn.execute("SELECT listed, published, added_at FROM papers").fetchone()
+    assert row["listed"] == row["published"] == row["added_at"][:10]

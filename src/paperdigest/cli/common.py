@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -288,7 +289,15 @@ def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# Left raw by json.dumps(ensure_ascii=False): C1 controls (U+009B is CSI to some terminals),
+# DEL, and lone surrogates (which cannot even be written as UTF-8).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\ud800-\udfff]")
+
+
 def print_json(value: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    # Characters that only occur inside JSON strings, so a \\u escape keeps the value.
+    text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")
