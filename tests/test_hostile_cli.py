@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from paperdigest.store import DB_NAME, Store
-from tests.mail_fixtures import write_config
+from tests.mail_fixtures import QUIET, write_config
 
 ADA = {"name": "ada", "email": "ada@example.com"}
 CONTROL = [chr(c) for c in (*range(0, 9), *range(11, 32), *range(127, 160))]
@@ -130,6 +130,7 @@ def test_several_addresses_as_a_list_and_a_display_name_are_fine(tmp_path: Path,
     assert 'email = ["ada@example.com", "Ada Lovelace <ada@work.example>"]' in result.stdout
 
 
+@pytest.mark.filterwarnings(*QUIET[0].args)
 def test_send_to_something_that_is_not_an_address_is_refused(
     data_dir: Path, tmp_path: Path, cli, plain_server
 ) -> None:

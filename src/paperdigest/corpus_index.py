@@ -827,26 +827,28 @@ def _check_crc(entry: dict[str, Any], part: str, array: np.ndarray, what: str) -
 
 
 def _check_rows(matrix: sparse.csr_matrix, what: str) -> None:
-    """Gathered rows: column numbers inside the vocabulary, values finite and positive,
-    each non-empty row of unit length. Checked before any arithmetic touches them (a
-    column number out of bounds made SciPy read outside its arrays and segfault)."""
+    """Gathered rows: column numbers inside the vocabulary, values in (0, 1] (NaN fails
+    too), each non-empty row of unit length. Checked before any arithmetic touches them
+    (a column number out of bounds made SciPy read outside its arrays and segfault)."""
     indices, data = matrix.indices, matrix.data
-    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= matrix.shape[1]):
+    if len(indices) == 0:
+        return
+    if int(indices.min()) < 0 or int(indices.max()) >= matrix.shape[1]:
         raise DamagedIndexError(f"{what}: a column number is out of bounds")
-    if len(data) and not (bool(np.isfinite(data).all()) and float(data.min()) > 0):
-        raise DamagedIndexError(f"{what}: a value is not a finite positive number")
-    lengths = np.diff(matrix.indptr)
-    squares = np.add.reduceat(data.astype(np.float64) ** 2, matrix.indptr[:-1][lengths > 0]) \
-        if len(data) else np.zeros(0)
-    if len(squares) and float(np.abs(np.sqrt(squares) - 1).max()) > _NORM_TOLERANCE:
+    if not (float(data.min()) > 0 and float(data.max()) <= 1 + _NORM_TOLERANCE):
+        raise DamagedIndexError(f"{what}: a value is outside (0, 1]")
+    starts = matrix.indptr[:-1][np.diff(matrix.indptr) > 0]
+    squares = np.add.reduceat(np.square(data), starts, dtype=np.float64)
+    if float(np.abs(squares - 1).max()) > 2 * _NORM_TOLERANCE:
         raise DamagedIndexError(f"{what}: a row is not of unit length")
 
 
 def _check_vectors(vectors: np.ndarray) -> None:
-    if not bool(np.isfinite(vectors).all()):
-        raise DamagedIndexError("paper vectors: a value is not finite")
-    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-    if len(norms) and float(np.minimum(np.abs(norms - 1), norms).max()) > _NORM_TOLERANCE:
+    """Gathered paper vectors: each of unit length or all zeros (NaN fails too)."""
+    squares = np.einsum("ij,ij->i", vectors, vectors)
+    if len(squares) and not float(np.minimum(np.abs(squares - 1), squares).max()) <= (
+        2 * _NORM_TOLERANCE
+    ):
         raise DamagedIndexError("paper vectors: a row is not of unit length")
 
 
