@@ -45,6 +45,10 @@ def test_every_string_of_a_record_is_made_safe_and_capped() -> None:
         url="javascript:alert(1)\n",
         listed_label="Mar\x1b 11",
         ai_summary="\ud83d alone",
+        organization="Org\x1b]8;;http://evil\x07",
+        arxiv_comment="12 pages\x00, " + "c" * 5000,
+        ai_keywords=("\x1b[2J", "sparse\x9b"),
+        hf_page="https://huggingface.co/papers/1 x",
     )
     safe = safe_record(record)
     assert safe.title.startswith("Evil ]0;ownedtitle \ufffd x")
@@ -56,6 +60,11 @@ def test_every_string_of_a_record_is_made_safe_and_capped() -> None:
     assert len(safe.authors[1]) <= 300
     assert safe.listed_label == "Mar 11"
     assert safe.ai_summary == "\ufffd alone"
+    assert safe.organization == "Org]8;;http://evil"
+    assert safe.arxiv_comment is not None and len(safe.arxiv_comment) == 1_000
+    assert safe.arxiv_comment.startswith("12 pages, c")
+    assert safe.ai_keywords == ("[2J", "sparse")
+    assert safe.hf_page is None  # a link with a space in it is no link
 
 
 @pytest.mark.parametrize("source", ["jsonl", "seed", "hf", "arxiv"])
@@ -77,7 +86,8 @@ def test_a_lone_surrogate_or_escape_from_any_source_is_stored_safely(
                           "authors": [{"name": "Ada"}]}, "publishedAt": "2026-11-30"}
         records = parse_hf_daily(json.dumps([item]).encode(), "hf").records
     else:
-        feed = (Path(__file__).parent / "fixtures/sources/arxiv_cs.NE_v3.xml").read_text()
+        fixture = Path(__file__).parent / "fixtures/sources/arxiv_id_astro-ph_0601001.xml"
+        feed = fixture.read_text()
         start = feed.index("<title>", feed.index("<entry>")) + len("<title>")
         end = feed.index("</title>", start)
         # XML cannot carry ESC at all, but it can carry C1 controls such as CSI (U+009B).

@@ -15,7 +15,8 @@ MAX_TITLE_CHARS = 1_000
 MAX_ABSTRACT_CHARS = 20_000
 MAX_AUTHOR_CHARS = 300
 MAX_AUTHORS = 1_000  # large collaborations list a few thousand; the digest shows four
-MAX_SHORT_CHARS = 200  # labels, categories, a primary category
+MAX_SHORT_CHARS = 200  # labels, categories, keywords, an organization, a DOI
+MAX_COMMENT_CHARS = 1_000  # an arXiv author comment, a journal reference
 MAX_URL_CHARS = 2_000  # a longer link is dropped, never cut (a cut link is a wrong link)
 MAX_CATEGORIES = 100
 
@@ -109,6 +110,12 @@ def safe_record(record: PaperRecord) -> PaperRecord:
             else None
         ),
         arxiv_id=_short(record.arxiv_id, 64),
+        hf_page=_link(record.hf_page),
+        organization=_short(record.organization),
+        ai_keywords=_names(record.ai_keywords, MAX_SHORT_CHARS, MAX_CATEGORIES),
+        arxiv_comment=_short(record.arxiv_comment, MAX_COMMENT_CHARS),
+        doi=_short(record.doi),
+        journal_ref=_short(record.journal_ref, MAX_COMMENT_CHARS),
     )
 
 
