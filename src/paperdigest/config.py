@@ -35,7 +35,12 @@ from paperdigest.arxiv_taxonomy import check_category
 from paperdigest.digest import DEFAULT_SUBJECT
 from paperdigest.errors import ConfigError
 from paperdigest.paths import default_config_file
-from paperdigest.validate import email_address, profile_name_problem
+from paperdigest.validate import (
+    ADDRESS_EXAMPLE,
+    NotAnAddressError,
+    email_address,
+    profile_name_problem,
+)
 
 
 def _hhmm(value: Any) -> Any:
@@ -171,7 +176,18 @@ class ProfileSettings(_Section):
     @field_validator("email")
     @classmethod
     def _one_address_each(cls, value: list[str]) -> list[str]:
-        return [email_address(address) for address in value]
+        # Every bad address of the list in one message, and never the good ones.
+        addresses, problems = [], []
+        for address in value:
+            try:
+                addresses.append(email_address(address))
+            except NotAnAddressError as exc:
+                problems.append(f"{exc} {ADDRESS_EXAMPLE}")
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return addresses
 
 
 class HFSourceSettings(_Section):

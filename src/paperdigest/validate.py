@@ -22,6 +22,13 @@ def profile_name_problem(name: str) -> str | None:
     return f"invalid profile name {name!r}: {PROFILE_NAME_RULE}"
 
 
+ADDRESS_EXAMPLE = "such as ada@example.org"
+
+
+class NotAnAddressError(ValueError):
+    """Words that are not an address at all (a caller may add ADDRESS_EXAMPLE)."""
+
+
 def email_address(value: str) -> str:
     """One email address, as `ada@example.org` or `Ada Lovelace <ada@example.org>`,
     normalised; ValueError saying why for anything else (a line break, several addresses,
@@ -37,5 +44,5 @@ def email_address(value: str) -> str:
     except Exception:  # the parser raises several kinds; all mean "not an address"
         address = None
     if address is None or not address.username or not address.domain:
-        raise ValueError(f"{value!r} is not an email address like name@example.org")
+        raise NotAnAddressError(f"{value!r} is not an email address")
     return str(address)

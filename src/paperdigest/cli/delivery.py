@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from paperdigest.cli.common import app, app_context, clean_errors, err, shown
 from paperdigest.config import Settings
 from paperdigest.errors import PaperdigestError
-from paperdigest.validate import email_address
+from paperdigest.validate import ADDRESS_EXAMPLE, NotAnAddressError, email_address
 
 # `send --all` names each skipped profile up to this many; beyond, the summary counts them.
 SKIPS_LISTED = 20
@@ -77,6 +77,8 @@ def send(
     share = parse_shard(shard) if shard is not None else None
     try:
         to = [email_address(address) for address in to or ()]
+    except NotAnAddressError as exc:
+        raise PaperdigestError(f"--to: {exc} {ADDRESS_EXAMPLE}") from None
     except ValueError as exc:
         raise PaperdigestError(f"--to: {exc}") from None
     profiles = select_profiles(settings, profile, all_profiles)
