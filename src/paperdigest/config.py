@@ -130,7 +130,7 @@ class DigestSettings(_Section):
     templates_dir: Path | None = None
     catchup_hours: float = Field(6.0, ge=0)
     # Only papers listed in the last this-many days up to today are candidates
-    # (recommend.window_start).
+    # (window.py: when nothing was listed in them, the newest listed days instead).
     window_days: int = Field(7, ge=0)
     trending: int = Field(5, ge=0, le=50)
     # Local days the digest goes out on; each digest covers everything since the last.

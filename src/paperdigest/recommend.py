@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 from scipy import sparse
 
 from paperdigest.ranking import Ranker, select
+from paperdigest.window import window_end
 
 # The sample that stands in for "every other paper": its per-term variances standardise
 # each candidate. 5,000 rows give +0.0016 to +0.0032 recall@100 over 2,000 on CiteULike-a,
@@ -29,26 +31,13 @@ class RankedRow:
     terms: tuple[str, ...]
 
 
-def window_start(listed_days: np.ndarray, window_days: int, today: int) -> int:
-    """The first day (an ordinal) of the candidate window, which ends on `today`.
-
-    It counts back from the newest listing day up to `today`: today itself on a store
-    refreshed daily, and the last day anything was listed on one that is not refreshed
-    (the offline seed corpus), so it still has a digest to show. A paper dated after
-    `today` never moves the window (one dated 9999-12-31 once cut every digest to itself).
-    """
-    past = listed_days[listed_days <= today]
-    end = int(past.max()) if len(past) else today
-    return end - window_days
-
-
 def eligible_day_rows(
     listed_days: np.ndarray,
     excluded: Sequence[int] | np.ndarray,
     window_days: int,
     today: int,
 ) -> np.ndarray:
-    """Rows listed within the window ending on `today` (`window_start`), not excluded.
+    """Rows listed within the window up to `today` (see window.py), not excluded.
 
     `listed_days` and `today` are `date.toordinal()` integers; the caller passes today in,
     so this stays free of the clock.
@@ -57,7 +46,10 @@ def eligible_day_rows(
         return np.zeros(0, dtype=np.int64)
     keep = np.ones(len(listed_days), bool)
     if window_days > 0:
-        keep &= listed_days >= window_start(listed_days, window_days, today)
+        past = listed_days[listed_days <= today]
+        newest = date.fromordinal(int(past.max())) if len(past) else None
+        end = window_end(newest, window_days, date.fromordinal(today))
+        keep &= listed_days >= end.toordinal() - window_days
     excluded = np.asarray(excluded, dtype=np.int64)
     excluded = excluded[(excluded >= 0) & (excluded < len(listed_days))]
     keep[excluded] = False

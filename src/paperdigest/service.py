@@ -18,6 +18,7 @@ from paperdigest.models import Paper, Pick
 from paperdigest.ranking import Ranker
 from paperdigest.recommend import RankedRow, background_rows, rank_rows
 from paperdigest.store import Store
+from paperdigest.window import fallback_note, fallen_back_to
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ def window_start(
     return last_sent
 
 
+def window_note(store: Store, window_days: int, today: date) -> str:
+    """One line when nothing was listed in the window up to today, so the papers shown
+    are older (window.py); "" otherwise."""
+    until = fallen_back_to(store.newest_listed(today), window_days, today)
+    return fallback_note(window_days, until) if until else ""
+
+
 def select_picks(
     store: Store,
     profile: str,
@@ -57,7 +65,7 @@ def select_picks(
     Papers a mute rule matches are never candidates; papers a follow rule matches are
     returned apart, in `followed`, and not ranked. `since` narrows the window to papers
     listed on or after that day; `min_score` leaves out weaker picks. The window ends
-    on `today` (the clock's today by default; see `recommend.window_start`).
+    on `today` (the clock's today by default; see window.py).
     """
     day = today or date.today()
     starred = [paper for paper, _ in store.starred(profile)]
@@ -290,6 +298,7 @@ def build_digest(
         trending=unmuted_trending(store, profile, trending, window_days, day),
         personalised=selection.personalised,
         followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
+        window_note=window_note(store, window_days, day),
     )
 
 

@@ -15,7 +15,7 @@ from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
 from paperdigest.parsers.text import clamp_dates, safe_record
 from paperdigest.validate import profile_name_problem
+from paperdigest.window import window_end
 
 DB_NAME = "paperdigest.sqlite3"
 # Written beside the database when it is created: if the database is later found empty
@@ -260,16 +261,6 @@ def check_profile_name(name: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# The last day of the candidate window, as SQL with two parameters (`_window_end_args`):
-# the newest listing day up to today, else today (recommend.window_start says why).
-_WINDOW_END = "coalesce((SELECT max(listed) FROM papers WHERE listed <= ?), ?)"
-
-
-def _window_end_args(today: date | None) -> tuple[str, str]:
-    day = (today or date.today()).isoformat()
-    return day, day
 
 
 def _fts_query(text: str) -> str:
@@ -557,13 +548,21 @@ class Store:
                 break
         return result
 
+    def window_first_day(self, window_days: int, today: date | None = None) -> str:
+        """The first listing day (ISO) of the candidate window of `window_days` up to
+        `today` (window.py says when it ends earlier); "" (every day) for no window."""
+        if window_days <= 0:
+            return ""
+        day = today or date.today()
+        end = window_end(self.newest_listed(day), window_days, day)
+        return (end - timedelta(days=window_days)).isoformat()
+
     def trending(self, limit: int, window_days: int, today: date | None = None) -> list[Paper]:
-        """Most upvoted papers listed within `window_days` of the candidate window's end:
-        the newest listing day up to `today` (see `recommend.window_start`)."""
+        """Most upvoted papers listed within the candidate window up to `today`."""
         rows = self.conn.execute(
-            f"SELECT * FROM papers WHERE upvotes > 0 AND listed >= date({_WINDOW_END}, ?) "
+            "SELECT * FROM papers WHERE upvotes > 0 AND listed >= ? "
             "ORDER BY upvotes DESC, pk LIMIT ?",
-            (*_window_end_args(today), f"-{window_days} days", limit),
+            (self.window_first_day(window_days, today), limit),
         ).fetchall()
         return [_paper(row) for row in rows]
 
@@ -754,16 +753,13 @@ class Store:
         rules: Sequence[Rule] = (),
         today: date | None = None,
     ) -> list[Paper]:
-        """Papers listed within the `window_days` ending on `today` (the newest listing day
-        up to today: see `recommend.window_start`) and on or after `since`, newest first.
+        """Papers listed within the candidate window of `window_days` up to `today` (see
+        window.py) and on or after `since`, newest first.
         Given rules, only those that may match one of them: a superset found with the
         full-text index and the authors column, which the exact matching (follows.py) then
         sorts, so a large window is not read whole."""
-        bound = f"date({_WINDOW_END}, ?)" if window_days > 0 else "''"
-        args: list[Any] = (
-            [*_window_end_args(today), f"-{window_days} days"] if window_days > 0 else []
-        )
-        sql = f"SELECT * FROM papers WHERE listed >= {bound}"
+        args: list[Any] = [self.window_first_day(window_days, today)]
+        sql = "SELECT * FROM papers WHERE listed >= ?"
         if since is not None:
             sql += " AND listed >= ?"
             args.append(since.isoformat())

@@ -219,7 +219,7 @@ def recommend(
 
     Papers you follow come first; papers you muted are left out.
     """
-    from paperdigest.service import select_picks
+    from paperdigest.service import select_picks, window_note
 
     context = app_context(ctx)
     window = context.settings.digest.window_days
@@ -228,6 +228,7 @@ def recommend(
             store, resolve_profile(context, store, profile), limit, window,
             progress=index_progress,
         )
+        note = window_note(store, window, date.today())
     if as_json:
         print_json(
             [_paper_json(paper, score=None, reason=reason, followed=True)
@@ -236,6 +237,8 @@ def recommend(
                for p in selection.picks]
         )
         return
+    if note:
+        err.print(note, markup=False)
     if not selection.personalised:
         err.print("No stars yet, so these are the newest papers. "
                   "Star some with `paperdigest star ID`.", markup=False)
