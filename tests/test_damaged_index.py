@@ -88,3 +88,38 @@ def test_random_bytes_in_any_index_array_give_the_fresh_digest(
     assert preview.returncode == 0, preview.stderr
     assert "rebuilding the index cache" in preview.stderr
     assert preview.stdout == fresh_preview
+
+
+_MANY = """
+import json, sys
+from pathlib import Path
+from paperdigest.service import select_picks_many
+from paperdigest.store import Store
+with Store.open(Path(sys.argv[1])) as store:
+    picks = dict(select_picks_many(store, ["default", "second"], 10, 7, block=1))
+print(json.dumps({name: [p.paper.pk for p in s.picks] for name, s in picks.items()}))
+"""
+
+
+@pytest.mark.parametrize("part", ["indices", "data", "vectors"])
+def test_send_all_ranks_from_a_rebuilt_index_when_the_cache_is_damaged(
+    part: str, built: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """The batch ranking of `send --all` and the daemon (select_picks_many), in a child
+    process: the same picks as from a fresh build, for every profile."""
+    source = tmp_path / "source"
+    shutil.copytree(built[0], source)
+    with Store.open(source) as store:
+        for (pk,) in store.conn.execute("SELECT pk FROM papers ORDER BY pk DESC LIMIT 2"):
+            store.star("second", store.papers([pk])[0])
+    fresh = subprocess.run([sys.executable, "-c", _MANY, str(source)],
+                           capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stderr
+    expected = json.loads(fresh.stdout)
+    assert all(len(expected[name]) == 10 for name in ("default", "second"))
+
+    damaged = _damaged_copy(source, tmp_path / "damaged", part)
+    result = subprocess.run([sys.executable, "-c", _MANY, str(damaged)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr  # -11 would be a segfault
+    assert json.loads(result.stdout) == expected

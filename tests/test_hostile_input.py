@@ -296,3 +296,16 @@ def test_papers_stored_with_future_dates_are_clamped_by_the_migration(tmp_path: 
     with Store.open(tmp_path) as store:
         row = store.conn.execute("SELECT listed, published, added_at FROM papers").fetchone()
     assert row["listed"] == row["published"] == row["added_at"][:10]
+
+
+def test_a_day_ahead_is_a_time_zone_not_the_future() -> None:
+    """arXiv's feed carries tomorrow's date from 20:00 New York time: kept, not warned
+    about; two days ahead is clamped, the announcement day too."""
+    today = date(2026, 12, 1)
+    ahead = PaperRecord("Evening feed", "x", listed=date(2026, 12, 2),
+                        announced=date(2026, 12, 2))
+    assert clamp_dates(ahead, today) == (ahead, None)
+    later = PaperRecord("Too far", "x", listed=date(2026, 12, 3), announced=date(2026, 12, 3))
+    clamped, warning = clamp_dates(later, today)
+    assert (clamped.listed, clamped.announced) == (today, today)
+    assert warning is not None and "announced 2026-12-03" in warning

@@ -192,12 +192,46 @@ def select_picks_many(
     index: CorpusIndex | None = None,
     block: int = BATCH_PROFILES,
     progress: Callable[[str], None] | None = None,
+    today: date | None = None,
 ) -> Iterator[tuple[str, Selection]]:
     """`select_picks` for many profiles, the same picks, ranked a block at a time against
     candidates and a background gathered once. Yields as each block is ranked, so the
-    caller can render and send while the next block is scored."""
-    index = index if index is not None else open_index(store, progress)
-    candidates = index.eligible([], window_days)
+    caller can render and send while the next block is scored. The window ends on `today`
+    (see window.py). A cache found damaged while gathering is rebuilt once, and the block
+    ranked again from it."""
+    day = today or date.today()
+    trusted = index is not None  # the caller's index is the caller's to check
+    if index is None:
+        index = open_index(store, progress)
+    ranking: _BatchState | None = None
+    start = 0
+    while start < len(profiles):
+        names = profiles[start : start + block]
+        try:
+            ranking = ranking or _batch_state(index, window_days, day)
+            selections = list(_select_block(store, names, limit, window_days, index,
+                                            ranking.batch, ranking.candidates,
+                                            ranking.background, day))
+        except DamagedIndexError:
+            if trusted:
+                raise
+            # Damaged bytes on disk that the load checks could not see: never trust them.
+            index, ranking, trusted = open_index(store, progress, rebuild=True), None, True
+            continue
+        yield from selections
+        start += block
+
+
+@dataclass(frozen=True)
+class _BatchState:
+    candidates: np.ndarray
+    background: np.ndarray
+    batch: BatchRanker | None
+
+
+def _batch_state(index: CorpusIndex, window_days: int, today: date) -> _BatchState:
+    """The candidates and background every profile is ranked against, gathered once."""
+    candidates = index.eligible([], window_days, today)
     background = background_rows(index.n_rows, set())
     batch: BatchRanker | None = None
     if index.n_rows and len(candidates):
@@ -209,10 +243,7 @@ def select_picks_many(
             )
         except BatchUnsupported:
             batch = None
-    for start in range(0, len(profiles), block):
-        names = profiles[start : start + block]
-        yield from _select_block(store, names, limit, window_days, index, batch, candidates,
-                                 background)
+    return _BatchState(candidates, background, batch)
 
 
 def _select_block(
@@ -224,6 +255,7 @@ def _select_block(
     batch: BatchRanker | None,
     candidates: np.ndarray,
     background: np.ndarray,
+    today: date,
 ) -> Iterator[tuple[str, Selection]]:
     marks = []  # (name, starred papers, star rows, dismissed rows, seen rows)
     for name in names:
@@ -253,7 +285,8 @@ def _select_block(
         )
     for (name, starred, _, _, _), rows in zip(marks, ranked, strict=True):
         if rows is None or not starred:
-            yield name, select_picks(store, name, limit, window_days, index=index)
+            yield name, select_picks(store, name, limit, window_days, index=index,
+                                     today=today)
             continue
         picked = [int(index.pks[candidates[r.row]]) for r in rows]
         papers = {p.pk: p for p in starred}

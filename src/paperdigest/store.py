@@ -27,7 +27,7 @@ from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
 from paperdigest.parsers.text import clamp_dates, safe_record
 from paperdigest.validate import profile_name_problem
-from paperdigest.window import window_end
+from paperdigest.window import latest_real_day, window_end
 
 DB_NAME = "paperdigest.sqlite3"
 # Written beside the database when it is created: if the database is later found empty
@@ -209,12 +209,17 @@ MIGRATIONS: list[str] = [
     CREATE TABLE profiles (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
     """,
     # Hostile input (issue 12): a paper stored with a date in the future (9999-12-31 cut
-    # every later digest to one paper) counts from the day it was stored, as ingest now does.
+    # every later digest to one paper) counts from the day it was stored, as ingest now does
+    # (a day ahead is a time zone, not the future: window.SOURCE_DAY_AHEAD).
     """
-    UPDATE papers SET listed = substr(added_at, 1, 10) WHERE listed > substr(added_at, 1, 10);
+    UPDATE papers SET listed = substr(added_at, 1, 10)
+    WHERE listed > date(added_at, '+1 day');
     UPDATE papers SET published = substr(added_at, 1, 10)
-    WHERE published > substr(added_at, 1, 10);
-    UPDATE papers SET updated = substr(added_at, 1, 10) WHERE updated > substr(added_at, 1, 10);
+    WHERE published > date(added_at, '+1 day');
+    UPDATE papers SET updated = substr(added_at, 1, 10)
+    WHERE updated > date(added_at, '+1 day');
+    UPDATE papers SET announced = substr(added_at, 1, 10)
+    WHERE announced > date(added_at, '+1 day');
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -771,10 +776,11 @@ class Store:
         return [_paper(row) for row in rows]
 
     def newest_listed(self, today: date | None = None) -> date | None:
-        """The newest listing day up to `today` (a paper dated in the future is not news)."""
+        """The newest listing day up to `latest_real_day(today)` (a paper dated further in
+        the future is not news)."""
         value = self.conn.execute(
             "SELECT max(listed) FROM papers WHERE listed <= ?",
-            ((today or date.today()).isoformat(),),
+            (latest_real_day(today or date.today()).isoformat(),),
         ).fetchone()[0]
         return date.fromisoformat(value) if value else None
 

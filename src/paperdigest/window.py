@@ -11,10 +11,19 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+# A source's date may run a day ahead of the local one (arXiv announces at 20:00 New York
+# time with the next day's date; UTC is ahead of the Americas): not "in the future" yet.
+SOURCE_DAY_AHEAD = 1
+
+
+def latest_real_day(today: date) -> date:
+    """The latest date a source may honestly give on `today`; anything later is clamped."""
+    return today + timedelta(days=SOURCE_DAY_AHEAD)
+
 
 def window_end(newest: date | None, window_days: int, today: date) -> date:
-    """The last day of the window. `newest` is the newest listing day on or before today
-    (None for an empty store); `window_days` 0 means no window at all."""
+    """The last day of the window. `newest` is the newest listing day up to
+    `latest_real_day(today)` (None for an empty store); `window_days` 0: no window."""
     if newest is None or window_days <= 0 or newest >= today - timedelta(days=window_days):
         return today
     return newest

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from paperdigest.models import PaperRecord
+from paperdigest.window import latest_real_day
 
 # Caps on what one paper may bring in: a 10 MB title once made a 20 MB email that the
 # server refused every day.
@@ -116,17 +117,19 @@ def safe_record(record: PaperRecord) -> PaperRecord:
         arxiv_comment=_short(record.arxiv_comment, MAX_COMMENT_CHARS),
         doi=_short(record.doi),
         journal_ref=_short(record.journal_ref, MAX_COMMENT_CHARS),
+        license=_link(record.license),
     )
 
 
 def clamp_dates(record: PaperRecord, today: date) -> tuple[PaperRecord, str | None]:
-    """Dates after `today` (the day the record is seen) become `today`; the second value
-    says what was clamped, naming the paper, or is None. One paper dated 9999-12-31 once
-    cut every later digest to one paper."""
+    """Dates after `latest_real_day(today)` (the day the record is seen, plus a day for
+    time zones) become `today`; the second value says what was clamped, naming the paper,
+    or is None. One paper dated 9999-12-31 once cut every later digest to one paper."""
+    horizon = latest_real_day(today)
     late = {
         name: value
-        for name in ("published", "listed", "updated")
-        if (value := getattr(record, name)) is not None and value > today
+        for name in ("published", "listed", "updated", "announced")
+        if (value := getattr(record, name)) is not None and value > horizon
     }
     if not late:
         return record, None
