@@ -65,7 +65,7 @@ from paperdigest.mailer import (
     sender_address,
 )
 from paperdigest.render import make_environment, render_digest
-from paperdigest.service import Selection, select_picks_many, window_start
+from paperdigest.service import Selection, select_picks_many, window_note, window_start
 from paperdigest.store import Store
 from paperdigest.subscriptions import unsubscribed_profiles, why_skipped
 from paperdigest.web.links import EmailLinks, email_links
@@ -516,7 +516,10 @@ def send_many(
             fresh.append(profile.name)
     if not fresh:
         return report
-    trending = store.trending(cfg.trending, cfg.window_days) if cfg.trending > 0 else []
+    # One window for the batch: it ends on the latest local day among the profiles (they
+    # differ by a day at most, across time zones).
+    today = max(days[name] for name in fresh)
+    trending = store.trending(cfg.trending, cfg.window_days, today) if cfg.trending > 0 else []
     if render_processes is None:
         spare = max(1, (os.cpu_count() or 1) - 1)
         render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
@@ -526,7 +529,8 @@ def send_many(
     pool = SenderPool(settings.smtp, store.path.parent, connect=connect, sleep=sleep,
                       limit=limit)
     try:
-        selections = iter(select_picks_many(store, fresh, cfg.picks, cfg.window_days))
+        selections = iter(select_picks_many(store, fresh, cfg.picks, cfg.window_days,
+                                            today=today))
         while True:
             started = clock()
             chunk = list(itertools.islice(selections, CHUNK))
@@ -605,15 +609,18 @@ def _prepare(
         last = store.last_sent_digest(name)
         if (claimed.resend or (force and _sent_items(store, name, day))
                 or store.rules(name) or settings.min_score(name) is not None
-                or window_start(store, last[0] if last and last[0] < day else None)):
+                or window_start(store, last[0] if last and last[0] < day else None, day)):
             # What may already be out (or went out) is repeated, not re-ranked; follow and
             # mute rules, min_score and a window since the last digest take the
             # one-profile path (the batch ranks the plain window only).
             digest = build_for(store, settings, name, day, claimed.id if claimed.resend
                                else None)
         else:
-            digest = assemble_digest(day, name, [item_from(p) for p in selection.picks],
-                                     trending=trending, personalised=selection.personalised)
+            digest = assemble_digest(
+                day, name, [item_from(p) for p in selection.picks], trending=trending,
+                personalised=selection.personalised,
+                window_note=window_note(store, settings.digest.window_days, day),
+            )
         if not digest.shown and not profile.send_empty:
             why = empty_reason(settings)
             ledger_api.mark_empty(store, claimed.id, why)

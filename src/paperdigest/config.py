@@ -36,6 +36,12 @@ from paperdigest.arxiv_taxonomy import check_category
 from paperdigest.digest import DEFAULT_SUBJECT
 from paperdigest.errors import ConfigError
 from paperdigest.paths import default_config_file
+from paperdigest.validate import (
+    ADDRESS_EXAMPLE,
+    NotAnAddressError,
+    email_address,
+    profile_name_problem,
+)
 
 
 def _hhmm(value: Any) -> Any:
@@ -113,6 +119,11 @@ class SmtpSettings(_Section):
     connections: int = Field(2, ge=1, le=32)
     max_per_minute: int | None = Field(None, ge=1)
 
+    @field_validator("sender")
+    @classmethod
+    def _one_sender(cls, value: str | None) -> str | None:
+        return None if value is None else email_address(value)
+
 
 class DigestSettings(_Section):
     picks: int = Field(10, ge=1, le=100)
@@ -121,7 +132,8 @@ class DigestSettings(_Section):
     subject: str = DEFAULT_SUBJECT
     templates_dir: Path | None = None
     catchup_hours: float = Field(6.0, ge=0)
-    # Only papers listed within this many days of the newest paper are candidates.
+    # Only papers listed in the last this-many days up to today are candidates
+    # (window.py: when nothing was listed in them, the newest listed days instead).
     window_days: int = Field(7, ge=0)
     trending: int = Field(5, ge=0, le=50)
     # Local days the digest goes out on; each digest covers everything since the last.
@@ -154,6 +166,31 @@ class ProfileSettings(_Section):
     min_score: float | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # The name becomes part of file names (the dry-run outbox): "../../x" must not.
+        problem = profile_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _one_address_each(cls, value: list[str]) -> list[str]:
+        # Every bad address of the list in one message, and never the good ones.
+        addresses, problems = [], []
+        for address in value:
+            try:
+                addresses.append(email_address(address))
+            except NotAnAddressError as exc:
+                problems.append(f"{exc} {ADDRESS_EXAMPLE}")
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return addresses
 
 
 class HFSourceSettings(_Section):

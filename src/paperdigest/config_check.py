@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from paperdigest.config import Settings, config_path, load_settings
 from paperdigest.errors import ConfigError
 
 ENV_PREFIX = "PAPERDIGEST_"
-# An address as `local@domain.tld`; display names ("Ada <ada@x.org>") are not accepted.
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
 
 
 @dataclass
@@ -45,6 +42,9 @@ def check_config(flag: Path | None, environ: dict[str, str] | None = None) -> Ch
         cause = exc.__context__
         if isinstance(cause, ValidationError):
             result.problems += validation_problems(cause, env)
+            # What the whole file gets wrong is worth saying even when a value is bad.
+            data = _file_data(path)
+            result.problems += profile_problems(_raw_profiles(data), _sending(data, env))
         else:
             result.problems.append(str(exc).removeprefix(f"{path}: "))
         return result
@@ -73,31 +73,46 @@ def validation_problems(exc: ValidationError, env: dict[str, str]) -> list[str]:
 def semantic_problems(
     settings: Settings, data: dict[str, Any], env: dict[str, str]
 ) -> list[str]:
-    """What each key allows alone but the whole does not: duplicate profiles, malformed
-    addresses, and a profile without an address when sending is configured."""
+    """What each key allows alone but the whole does not. Addresses are checked as they
+    are read (config.ProfileSettings, SmtpSettings), so a bad one is a validation error."""
+    profiles = [(profile.name, bool(profile.email)) for profile in settings.profiles]
+    return profile_problems(profiles, _sending(data, env))
+
+
+def profile_problems(profiles: list[tuple[str, bool]], sending: bool) -> list[str]:
+    """Duplicate profile names, and a profile without an address when sending is
+    configured; `profiles` holds each profile's name and whether it has an address."""
     problems = []
-    counts = Counter(profile.name for profile in settings.profiles)
+    counts = Counter(name for name, _ in profiles if name)
     for name, count in counts.items():
         if count > 1:
             problems.append(f"profiles: the name {name!r} is used by {count} profiles")
-    sending = "smtp" in data or any(k.startswith(f"{ENV_PREFIX}SMTP__") for k in env)
-    for index, profile in enumerate(settings.profiles):
-        for address in profile.email:
-            if not _ADDRESS.match(address.strip()):
-                problems.append(
-                    f"profiles.{index}.email: {address!r} is not an email address "
-                    "such as ada@example.org" + _blame(("profiles", index, "email"), env)
-                )
-        if sending and not profile.email:
+    for index, (name, has_address) in enumerate(profiles):
+        if sending and not has_address:
             problems.append(
-                f"profiles.{index}.email: profile {profile.name!r} has no address, "
+                f"profiles.{index}.email: profile {name!r} has no address, "
                 "but sending is configured ([smtp]); add email = \"you@example.org\""
             )
-    sender = (settings.smtp.sender or "").strip()
-    if sender and not _ADDRESS.match(sender):
-        problems.append(f"smtp.sender: {sender!r} is not an email address"
-                        + _blame(("smtp", "sender"), env))
     return problems
+
+
+def _sending(data: dict[str, Any], env: dict[str, str]) -> bool:
+    return "smtp" in data or any(k.startswith(f"{ENV_PREFIX}SMTP__") for k in env)
+
+
+def _raw_profiles(data: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The profiles of a file that did not validate, as far as they can be read."""
+    entries = data.get("profiles")
+    if not isinstance(entries, list):
+        return []
+    profiles = []
+    for entry in entries:  # one per entry, so the indexes match the file's
+        if not isinstance(entry, dict):
+            profiles.append(("", True))  # already a validation error; say nothing more
+            continue
+        name = entry.get("name")
+        profiles.append((name if isinstance(name, str) else "", bool(entry.get("email"))))
+    return profiles
 
 
 def _blame(loc: tuple[Any, ...], env: dict[str, str]) -> str:

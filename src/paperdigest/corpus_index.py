@@ -38,6 +38,7 @@ import pickle
 import sqlite3
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
+from paperdigest.errors import describe_os_error
 from paperdigest.recommend import eligible_day_rows
 from paperdigest.store import Store
 from paperdigest.term_embedding import (
@@ -183,6 +185,13 @@ class CorpusIndex:
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
             return sparse.csr_matrix((0, n_features), dtype=np.float32)
+        gathered = self._gather_rows(segments, rows)
+        _check_rows(gathered, "index rows")
+        return gathered
+
+    def _gather_rows(
+        self, segments: list[sparse.csr_matrix], rows: np.ndarray
+    ) -> sparse.csr_matrix:
         if len(segments) == 1:
             return _owned(segments[0][self.local_row[rows]])
         pieces: list[sparse.csr_matrix] = []
@@ -209,6 +218,7 @@ class CorpusIndex:
         out = np.empty((len(rows), self.term_vectors.dim), np.float32)
         for s, mask, locals_ in self._by_segment(rows):
             out[mask] = self.vector_segments[s][locals_]
+        _check_vectors(out)
         return out
 
     def _by_segment(self, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -220,9 +230,13 @@ class CorpusIndex:
             mask = segs == s
             yield int(s), mask, locals_[mask]
 
-    def eligible(self, excluded_rows: Sequence[int], window_days: int) -> np.ndarray:
-        """Rows listed within `window_days` of the newest paper and not excluded."""
-        return eligible_day_rows(self.listed_days, excluded_rows, window_days)
+    def eligible(
+        self, excluded_rows: Sequence[int], window_days: int, today: date
+    ) -> np.ndarray:
+        """Rows listed within the `window_days` up to `today` and not excluded."""
+        return eligible_day_rows(
+            self.listed_days, excluded_rows, window_days, today.toordinal()
+        )
 
 
 def _owned(matrix: sparse.spmatrix) -> sparse.csr_matrix:
@@ -402,6 +416,7 @@ class _CsrSink:
                 lambda h, p=part, s=src, d=dtype: _copy_to_npy(h, self.raw[p], s, d, nnz),
             )
         indptr = np.concatenate(self.offsets).astype(index_dtype)
+        self.indptr_crc = _crc(indptr)
         _atomic_write(
             self.directory / f"{self.name}.{self.prefix}indptr.npy",
             lambda h: np.save(h, indptr),
@@ -447,13 +462,15 @@ def _transform_to_disk(
     finally:
         for sink in sinks.values():
             sink.discard()
+    crc = {"indptr": sinks["words"].indptr_crc, "tindptr": sinks["titles"].indptr_crc}
     for part, array in (
         ("pks", np.concatenate(pks) if pks else np.zeros(0, np.int64)),
         ("days", np.concatenate(days) if days else np.zeros(0, np.int32)),
     ):
         _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
+        crc[part] = _crc(array)
     entry = {"name": name, "rows": done, "nnz": sinks["words"].nnz,
-             "title_nnz": sinks["titles"].nnz}
+             "title_nnz": sinks["titles"].nnz, "crc": crc}
     segment = _read_segment(directory, entry, vectorizers.n_words, vectorizers.n_titles)
     segment.entry = entry
     return segment
@@ -787,6 +804,55 @@ class _CacheError(Exception):
     pass
 
 
+class DamagedIndexError(Exception):
+    """Rows gathered from the cached index break its invariants (bytes damaged on disk):
+    the caller rebuilds the index (`open_index(..., rebuild=True)`) and tries again."""
+
+
+# A row of a TF-IDF matrix, and a paper vector, has unit length (or no terms at all).
+_NORM_TOLERANCE = 1e-3
+_MAX_DAY = date.max.toordinal()
+
+
+def _crc(array: np.ndarray) -> int:
+    """A checksum of an array's bytes, kept in the manifest for the arrays read whole on
+    every load (pks, days, row pointers, the vocabulary, the term vectors)."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def _check_crc(entry: dict[str, Any], part: str, array: np.ndarray, what: str) -> None:
+    expected = entry.get("crc", {}).get(part)
+    if expected is not None and _crc(array) != expected:
+        raise _CacheError(f"{what}: {part} is damaged (checksum)")
+
+
+def _check_rows(matrix: sparse.csr_matrix, what: str) -> None:
+    """Gathered rows: column numbers inside the vocabulary, values in (0, 1] (NaN fails
+    too), each non-empty row of unit length. Checked before any arithmetic touches them
+    (a column number out of bounds made SciPy read outside its arrays and segfault)."""
+    indices, data = matrix.indices, matrix.data
+    if len(indices) == 0:
+        return
+    if int(indices.min()) < 0 or int(indices.max()) >= matrix.shape[1]:
+        raise DamagedIndexError(f"{what}: a column number is out of bounds")
+    if not (float(data.min()) > 0 and float(data.max()) <= 1 + _NORM_TOLERANCE):
+        raise DamagedIndexError(f"{what}: a value is outside (0, 1]")
+    starts = matrix.indptr[:-1][np.diff(matrix.indptr) > 0]
+    # float32 sums: a few hundred terms a row err by ~1e-6, far inside the tolerance.
+    squares = np.add.reduceat(np.square(data), starts)
+    if float(np.abs(squares - 1).max()) > 2 * _NORM_TOLERANCE:
+        raise DamagedIndexError(f"{what}: a row is not of unit length")
+
+
+def _check_vectors(vectors: np.ndarray) -> None:
+    """Gathered paper vectors: each of unit length or all zeros (NaN fails too)."""
+    squares = np.einsum("ij,ij->i", vectors, vectors)
+    if len(squares) and not float(np.minimum(np.abs(squares - 1), squares).max()) <= (
+        2 * _NORM_TOLERANCE
+    ):
+        raise DamagedIndexError("paper vectors: a row is not of unit length")
+
+
 def index_dir(store: Store) -> Path:
     return store.path.parent / INDEX_DIR
 
@@ -821,11 +887,19 @@ def _write_segment(directory: Path, segment: _Segment) -> dict[str, Any]:
     parts = [*_csr_parts("", m), *_csr_parts("t", t), ("pks", segment.pks), ("days", segment.days)]
     if segment.vectors is not None:
         parts.append(("vectors", np.asarray(segment.vectors, np.float32)))
+    crc: dict[str, int] = {}
     for part, array in parts:
         _atomic_write(directory / f"{name}.{part}.npy", lambda h, a=array: np.save(h, a))
+        if part in _CHECKSUMMED:
+            crc[part] = _crc(array)
     dim = 0 if segment.vectors is None else int(segment.vectors.shape[1])
     return {"name": name, "rows": int(m.shape[0]), "nnz": int(m.nnz), "dim": dim,
-            "title_nnz": int(t.nnz)}
+            "title_nnz": int(t.nnz), "crc": crc}
+
+
+# The parts of a segment read whole on every load (the others are read a row at a time
+# and checked as they are gathered: `_check_rows`, `_check_vectors`).
+_CHECKSUMMED = ("pks", "days", "indptr", "tindptr")
 
 
 def _write_vectors(directory: Path, segment: _Segment, term_vectors: TermVectors) -> np.ndarray:
@@ -857,18 +931,37 @@ def _read_segment(
 
     def csr(prefix: str, n_cols: int) -> sparse.csr_matrix:
         data, indices = load(f"{prefix}data"), load(f"{prefix}indices")
-        indptr = load(f"{prefix}indptr")
+        indptr = np.asarray(load(f"{prefix}indptr"))
+        _check_crc(entry, f"{prefix}indptr", indptr, f"segment {name}")
         if (
-            len(indptr) != rows + 1
+            indptr.ndim != 1
+            or data.ndim != 1
+            or indices.ndim != 1
+            or len(indptr) != rows + 1
+            or int(indptr[0]) != 0
             or int(indptr[-1]) != len(data)
             or len(data) != len(indices)
             or data.dtype != np.float32
+            or indices.dtype.kind != "i"
+            or indptr.dtype.kind != "i"
+            # Row pointers never go back: out of order, SciPy reads outside its arrays.
+            or (rows and not bool((indptr[1:] >= indptr[:-1]).all()))
         ):
             raise _CacheError(f"segment {name} is inconsistent")
         return sparse.csr_matrix((data, indices, indptr), shape=(rows, n_cols), copy=False)
 
     pks, days = np.asarray(load("pks")), np.asarray(load("days"))
-    if len(pks) != rows or len(days) != rows:
+    _check_crc(entry, "pks", pks, f"segment {name}")
+    _check_crc(entry, "days", days, f"segment {name}")
+    if (
+        pks.shape != (rows,)
+        or days.shape != (rows,)
+        or pks.dtype.kind != "i"
+        or days.dtype.kind != "i"
+        # A merged segment may hold a re-transformed paper twice: pks need not be sorted.
+        or (rows and int(pks.min()) < 1)
+        or (rows and not (int(days.min()) >= 1 and int(days.max()) <= _MAX_DAY))
+    ):
         raise _CacheError(f"segment {name} is inconsistent")
     matrix = csr("", n_features)
     titles = csr("t", n_title_features)
@@ -919,6 +1012,13 @@ class _Cache:
             last = np.ones(len(pks), bool)
             last[:-1] = pks[1:] != pks[:-1]
             pks, days, seg_of, local = pks[last], days[last], seg_of[last], local[last]
+        if len(pks) != int(self.manifest["count"]) or (
+            len(pks) and int(pks[-1]) > int(self.manifest["max_pk"])
+        ):
+            # The manifest's count is the store's when it was written, and open_index only
+            # serves a manifest that matches the store: so this is the row count checked
+            # against the store, without counting the papers table.
+            raise _CacheError("its rows do not match the papers stored")
         return CorpusIndex(
             pks,
             days,
@@ -944,10 +1044,12 @@ def _read_cache(directory: Path) -> _Cache:
             raise _CacheError("written with other settings")
         vec_name = manifest["vectorizer"]
         feature_names = np.load(directory / f"{vec_name}.names.npy", allow_pickle=False)
+        _check_crc(manifest, "names", feature_names, "the vocabulary")
         n_features, n_titles = len(feature_names), int(manifest["n_titles"])
         embedding = None
         if manifest.get("embedding"):
             embedding = np.load(directory / f"{vec_name}.embedding.npy", allow_pickle=False)
+            _check_crc(manifest, "embedding", embedding, "the term vectors")
             if embedding.ndim != 2 or embedding.shape[0] != n_features:
                 raise _CacheError("term vectors do not match the vocabulary")
         segments = [_read_segment(directory, e, n_features, n_titles) for e in manifest["segments"]]
@@ -1025,9 +1127,11 @@ def _write_full(
     # Beside the pickle, so a digest reads them without importing scikit-learn.
     names = np.asarray(feature_names, dtype=str)
     _atomic_write(directory / f"{vec_name}.names.npy", lambda h: np.save(h, names))
+    crc = {"names": _crc(names)}
     if embedding is not None:
         table = np.asarray(embedding, np.float32)
         _atomic_write(directory / f"{vec_name}.embedding.npy", lambda h: np.save(h, table))
+        crc["embedding"] = _crc(table)
     manifest = {
         "settings": _settings_key(),
         "vectorizer": vec_name,
@@ -1037,6 +1141,7 @@ def _write_full(
         "count": snap.count,
         "max_pk": snap.max_pk,
         "max_seq": snap.max_seq,
+        "crc": crc,
         "segments": [segment.entry or _write_segment(directory, segment)],
     }
     _publish(directory, manifest, previous)
@@ -1108,27 +1213,55 @@ def _manifest_stamp(directory: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_ino
 
 
-def open_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
-    """The cached index, brought up to date with the store (writing only the cache)."""
+def open_index(
+    store: Store, progress: Progress | None = None, *, rebuild: bool = False
+) -> CorpusIndex:
+    """The cached index, brought up to date with the store (writing only the cache).
+
+    A cache that fails its checks is rebuilt; `rebuild` rebuilds it regardless (after a
+    `DamagedIndexError`). When the cache cannot be written at all (a full disk, a file
+    named `index` in the way), the index is built in memory for this run and `progress`
+    says why.
+    """
     directory = index_dir(store)
+    if rebuild:
+        _MEMO.pop(directory, None)
+    try:
+        return _open_cached(store, directory, progress, rebuild)
+    except OSError as exc:
+        if progress is not None:
+            reason = describe_os_error(exc)
+            progress(f"cannot keep the index cache in {directory} ({reason}); "
+                     "building it in memory for this run")
+        return build_index(store, progress)
+
+
+def _open_cached(
+    store: Store, directory: Path, progress: Progress | None, rebuild: bool
+) -> CorpusIndex:
     with _read_snapshot(store.conn) as conn:
         snap = _Snapshot(conn)
         if snap.empty:
             return _empty_index()
         cache: _Cache | None = None
+        index: CorpusIndex | None = None
         stamp = _manifest_stamp(directory)
         memo = _MEMO.get(directory)
-        if memo is not None and stamp is not None and memo[0] == stamp:
+        if memo is not None and stamp is not None and memo[0] == stamp and not rebuild:
             cache, index = memo[1], memo[2]
             if snap.matches(cache.manifest):
                 return index
-        if cache is None and stamp is not None:
+        if cache is None and stamp is not None and not rebuild:
             try:
                 cache = _read_cache(directory)
+                if snap.matches(cache.manifest):
+                    index = cache.index()  # checks its rows against the store
             except _CacheError as exc:
                 if progress is not None:
                     progress(f"rebuilding the index cache ({exc})")
-                cache = None
+                cache, index = None, None
+        elif rebuild and progress is not None:
+            progress("rebuilding the index cache (damaged rows found while reading it)")
         updated = _update(conn, directory, cache, snap, progress) if cache else None
         if updated is None:
             built = _full_build(conn, progress, directory)
@@ -1137,7 +1270,18 @@ def open_index(store: Store, progress: Progress | None = None) -> CorpusIndex:
             vectorizers, embedding, segment, snap = built
             previous = cache.manifest if cache else None
             updated = _write_full(directory, vectorizers, embedding, segment, snap, previous)
-    index = updated.index()
+        if updated is not cache or index is None:
+            try:
+                index = updated.index()
+            except _CacheError:
+                # Appended onto rows that were wrong: start again from the store.
+                _MEMO.pop(directory, None)
+                built = _full_build(conn, progress, directory)
+                if built is None:
+                    return _empty_index()
+                vectorizers, embedding, segment, snap = built
+                updated = _write_full(directory, vectorizers, embedding, segment, snap, None)
+                index = updated.index()
     new_stamp = _manifest_stamp(directory)
     if new_stamp is not None:
         _MEMO[directory] = (new_stamp, updated, index)

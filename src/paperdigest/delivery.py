@@ -40,7 +40,7 @@ from paperdigest.config import (
     SmtpSettings,
 )
 from paperdigest.digest import Digest, assemble_digest, is_followed_reason, item_for
-from paperdigest.errors import PaperdigestError
+from paperdigest.errors import PaperdigestError, describe_os_error
 from paperdigest.ledger import AlreadySentError, LedgerEntry, ledger, was_sent
 from paperdigest.mailer import (
     MAX_BACKOFF_SECONDS,
@@ -144,7 +144,7 @@ def build_for(
         day,
         profile,
         [item for item in items if not is_followed_reason(item.reason)],
-        trending=unmuted_trending(store, profile, cfg.trending, cfg.window_days),
+        trending=unmuted_trending(store, profile, cfg.trending, cfg.window_days, day),
         personalised=any(
             reason != "new" and not is_followed_reason(reason) for _, _, reason in previous
         ),
@@ -274,11 +274,10 @@ def send_digests(
 
     if dry_run:
         folder = outbox or store.path.parent / OUTBOX
-        folder.mkdir(parents=True, exist_ok=True)
         for job in jobs:
-            path = folder / f"{job.profile.name}-{job.day.isoformat()}.eml"
-            path.write_bytes(job.outgoing.data)
-            report.written[job.profile.name] = path
+            report.written[job.profile.name] = write_eml(
+                folder, job.profile.name, job.day, job.outgoing.data
+            )
         return report
 
     if not jobs:
@@ -343,6 +342,25 @@ def _quietly(mark: Callable[[Store, int, str], None], store: Store, claim_id: in
         mark(store, claim_id, why)
     except Exception as exc:
         log.error("cannot record the outcome in the ledger (%s): %s", exc, why)
+
+
+def write_eml(folder: Path, profile: str, day: date, data: bytes) -> Path:
+    """Write a dry run's message as `folder/PROFILE-DATE.eml`, inside `folder` whatever the
+    profile is called; a full disk or a file named like the folder is one clear error."""
+    path = folder / f"{check_profile_name(profile)}-{day.isoformat()}.eml"
+    if path.resolve().parent != folder.resolve():
+        raise PaperdigestError(f"profile name {profile!r} would write outside {folder}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise PaperdigestError(f"cannot write {path}: {describe_os_error(exc)}") from None
+    return path
 
 
 def _job(

@@ -73,6 +73,8 @@ class Digest:
     # Papers a follow rule matched, shown above the picks whatever their score.
     followed: tuple[DigestItem, ...] = ()
     followed_more: int = 0  # matches beyond FOLLOWED_LIMIT, not shown
+    # One line when nothing was listed in the window, so these papers are older.
+    window_note: str = ""
 
     @property
     def count(self) -> int:
@@ -186,6 +188,7 @@ def assemble_digest(
     trending: Sequence[Paper] = (),
     personalised: bool = True,
     followed: Sequence[DigestItem] = (),
+    window_note: str = "",
 ) -> Digest:
     """Followed papers (at most FOLLOWED_LIMIT), items in rank order, then what is trending
     that was not already shown."""
@@ -205,4 +208,5 @@ def assemble_digest(
         personalised=personalised,
         followed=tuple(followed),
         followed_more=more,
+        window_note=window_note,
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 from scipy import sparse
 
 from paperdigest.ranking import Ranker, select
+from paperdigest.window import latest_real_day, window_end
 
 # The sample that stands in for "every other paper": its per-term variances standardise
 # each candidate. 5,000 rows give +0.0016 to +0.0032 recall@100 over 2,000 on CiteULike-a,
@@ -30,19 +32,25 @@ class RankedRow:
 
 
 def eligible_day_rows(
-    listed_days: np.ndarray, excluded: Sequence[int] | np.ndarray, window_days: int
+    listed_days: np.ndarray,
+    excluded: Sequence[int] | np.ndarray,
+    window_days: int,
+    today: int,
 ) -> np.ndarray:
-    """Rows listed within `window_days` of the newest paper and not excluded.
+    """Rows listed within the window up to `today` (see window.py), not excluded.
 
-    `listed_days` are `date.toordinal()` integers. The window is anchored on the newest
-    paper in the store, not on the clock, so a store that is not refreshed (the offline
-    seed corpus) still has a digest to show.
+    `listed_days` and `today` are `date.toordinal()` integers; the caller passes today in,
+    so this stays free of the clock.
     """
     if len(listed_days) == 0:
         return np.zeros(0, dtype=np.int64)
     keep = np.ones(len(listed_days), bool)
     if window_days > 0:
-        keep &= listed_days >= int(listed_days.max()) - window_days
+        day = date.fromordinal(today)
+        past = listed_days[listed_days <= latest_real_day(day).toordinal()]
+        newest = date.fromordinal(int(past.max())) if len(past) else None
+        end = window_end(newest, window_days, day)
+        keep &= listed_days >= end.toordinal() - window_days
     excluded = np.asarray(excluded, dtype=np.int64)
     excluded = excluded[(excluded >= 0) & (excluded < len(listed_days))]
     keep[excluded] = False

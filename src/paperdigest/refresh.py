@@ -169,6 +169,8 @@ def _run_source(
                 announced = max(announced or batch.day, batch.day)
             if batch.result.records:
                 stats = store.ingest(batch.result.records, today=today)
+                for warning in stats.warnings:
+                    log.warning("%s: %s", source, warning)
                 new, updated = new + stats.new, updated + stats.updated
                 unchanged += stats.unchanged
             if batch.revisions:  # new versions: they update stored papers, never add one

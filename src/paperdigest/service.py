@@ -11,13 +11,14 @@ from datetime import date
 import numpy as np
 
 from paperdigest.batch_ranking import BatchRanker, BatchUnsupported, ProfileRows, Rows
-from paperdigest.corpus_index import CorpusIndex, open_index
+from paperdigest.corpus_index import CorpusIndex, DamagedIndexError, open_index
 from paperdigest.digest import Digest, assemble_digest, item_for, item_from
 from paperdigest.follows import is_muted, sort_papers
 from paperdigest.models import Paper, Pick
 from paperdigest.ranking import Ranker
 from paperdigest.recommend import RankedRow, background_rows, rank_rows
 from paperdigest.store import Store
+from paperdigest.window import fallback_note, fallen_back_to
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,24 @@ class Selection:
     followed: tuple[tuple[Paper, str], ...] = ()
 
 
-def window_start(store: Store, last_sent: date | None) -> date | None:
+def window_start(
+    store: Store, last_sent: date | None, today: date | None = None
+) -> date | None:
     """The first listing day a digest covers beyond the window: the day of the profile's
     last sent digest, so a weekly reader gets the whole week and nothing older. A store
     that has nothing listed since then (never refreshed, like the offline seed corpus)
     keeps the plain window, so its digest is not empty."""
-    newest = store.newest_listed()
+    newest = store.newest_listed(today)
     if last_sent is None or newest is None or last_sent > newest:
         return None
     return last_sent
+
+
+def window_note(store: Store, window_days: int, today: date) -> str:
+    """One line when nothing was listed in the window up to today, so the papers shown
+    are older (window.py); "" otherwise."""
+    until = fallen_back_to(store.newest_listed(today), window_days, today)
+    return fallback_note(window_days, until) if until else ""
 
 
 def select_picks(
@@ -48,19 +58,22 @@ def select_picks(
     progress: Callable[[str], None] | None = None,
     since: date | None = None,
     min_score: float | None = None,
+    today: date | None = None,
 ) -> Selection:
     """The profile's best unseen papers, or the newest ones when it has no stars.
 
     Papers a mute rule matches are never candidates; papers a follow rule matches are
     returned apart, in `followed`, and not ranked. `since` narrows the window to papers
-    listed on or after that day; `min_score` leaves out weaker picks.
+    listed on or after that day; `min_score` leaves out weaker picks. The window ends
+    on `today` (the clock's today by default; see window.py).
     """
+    day = today or date.today()
     starred = [paper for paper, _ in store.starred(profile)]
     dismissed = store.dismissed_pks(profile)
     seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(profile)
     rules = store.rules(profile)
     screened = sort_papers(
-        (p for p in store.window_papers(window_days, since, rules) if p.pk not in seen)
+        (p for p in store.window_papers(window_days, since, rules, day) if p.pk not in seen)
         if rules else (),
         rules,
     )
@@ -70,9 +83,37 @@ def select_picks(
         newest = store.newest(limit, seen, keep=lambda p: not is_muted(p, rules))
         return Selection([Pick(paper=p, score=0.0) for p in newest], False, followed)
 
-    index = index if index is not None else open_index(store, progress)
+    def ranked(index: CorpusIndex) -> Selection:
+        picks = _ranked_picks(
+            store, index, starred, dismissed, seen, limit,
+            window_days=window_days, today=day, since=since, min_score=min_score,
+        )
+        return Selection(picks, True, followed)
+
+    if index is not None:
+        return ranked(index)
+    try:
+        return ranked(open_index(store, progress))
+    except DamagedIndexError:
+        # Damaged bytes on disk that the load checks could not see: never trust them.
+        return ranked(open_index(store, progress, rebuild=True))
+
+
+def _ranked_picks(
+    store: Store,
+    index: CorpusIndex,
+    starred: list[Paper],
+    dismissed: list[int],
+    seen: set[int],
+    limit: int,
+    *,
+    window_days: int,
+    today: date,
+    since: date | None,
+    min_score: float | None,
+) -> list[Pick]:
     excluded = index.rows_of(sorted(seen))
-    candidates = index.eligible(excluded, window_days)
+    candidates = index.eligible(excluded, window_days, today)
     if since is not None:
         candidates = candidates[index.listed_days[candidates] >= since.toordinal()]
     star_rows = index.rows_of([p.pk for p in starred])
@@ -122,7 +163,7 @@ def select_picks(
         for r in ranked
         if min_score is None or r.score >= min_score
     ]
-    return Selection(picks, True, followed)
+    return picks
 
 
 # Profiles ranked at once: bounds the (candidates x profiles) score blocks to a few MB.
@@ -151,12 +192,46 @@ def select_picks_many(
     index: CorpusIndex | None = None,
     block: int = BATCH_PROFILES,
     progress: Callable[[str], None] | None = None,
+    today: date | None = None,
 ) -> Iterator[tuple[str, Selection]]:
     """`select_picks` for many profiles, the same picks, ranked a block at a time against
     candidates and a background gathered once. Yields as each block is ranked, so the
-    caller can render and send while the next block is scored."""
-    index = index if index is not None else open_index(store, progress)
-    candidates = index.eligible([], window_days)
+    caller can render and send while the next block is scored. The window ends on `today`
+    (see window.py). A cache found damaged while gathering is rebuilt once, and the block
+    ranked again from it."""
+    day = today or date.today()
+    trusted = index is not None  # the caller's index is the caller's to check
+    if index is None:
+        index = open_index(store, progress)
+    ranking: _BatchState | None = None
+    start = 0
+    while start < len(profiles):
+        names = profiles[start : start + block]
+        try:
+            ranking = ranking or _batch_state(index, window_days, day)
+            selections = list(_select_block(store, names, limit, window_days, index,
+                                            ranking.batch, ranking.candidates,
+                                            ranking.background, day))
+        except DamagedIndexError:
+            if trusted:
+                raise
+            # Damaged bytes on disk that the load checks could not see: never trust them.
+            index, ranking, trusted = open_index(store, progress, rebuild=True), None, True
+            continue
+        yield from selections
+        start += block
+
+
+@dataclass(frozen=True)
+class _BatchState:
+    candidates: np.ndarray
+    background: np.ndarray
+    batch: BatchRanker | None
+
+
+def _batch_state(index: CorpusIndex, window_days: int, today: date) -> _BatchState:
+    """The candidates and background every profile is ranked against, gathered once."""
+    candidates = index.eligible([], window_days, today)
     background = background_rows(index.n_rows, set())
     batch: BatchRanker | None = None
     if index.n_rows and len(candidates):
@@ -168,10 +243,7 @@ def select_picks_many(
             )
         except BatchUnsupported:
             batch = None
-    for start in range(0, len(profiles), block):
-        names = profiles[start : start + block]
-        yield from _select_block(store, names, limit, window_days, index, batch, candidates,
-                                 background)
+    return _BatchState(candidates, background, batch)
 
 
 def _select_block(
@@ -183,6 +255,7 @@ def _select_block(
     batch: BatchRanker | None,
     candidates: np.ndarray,
     background: np.ndarray,
+    today: date,
 ) -> Iterator[tuple[str, Selection]]:
     marks = []  # (name, starred papers, star rows, dismissed rows, seen rows)
     for name in names:
@@ -212,7 +285,8 @@ def _select_block(
         )
     for (name, starred, _, _, _), rows in zip(marks, ranked, strict=True):
         if rows is None or not starred:
-            yield name, select_picks(store, name, limit, window_days, index=index)
+            yield name, select_picks(store, name, limit, window_days, index=index,
+                                     today=today)
             continue
         picked = [int(index.pks[candidates[r.row]]) for r in rows]
         papers = {p.pk: p for p in starred}
@@ -245,29 +319,33 @@ def build_digest(
     """The digest of `day`: papers listed since the profile's last sent digest (at most
     `window_days` back), followed ones first, muted ones nowhere."""
     last = store.last_sent_digest(profile)
-    since = window_start(store, last[0] if last and last[0] < day else None)
+    since = window_start(store, last[0] if last and last[0] < day else None, day)
     selection = select_picks(
         store, profile, picks, window_days, progress=progress, since=since,
-        min_score=min_score,
+        min_score=min_score, today=day,
     )
     return assemble_digest(
         day,
         profile,
         [item_from(pick) for pick in selection.picks],
-        trending=unmuted_trending(store, profile, trending, window_days),
+        trending=unmuted_trending(store, profile, trending, window_days, day),
         personalised=selection.personalised,
         followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
+        window_note=window_note(store, window_days, day),
     )
 
 
-def unmuted_trending(store: Store, profile: str, limit: int, window_days: int) -> list[Paper]:
-    """The most upvoted papers of the window, less what the profile muted."""
+def unmuted_trending(
+    store: Store, profile: str, limit: int, window_days: int, today: date | None = None
+) -> list[Paper]:
+    """The most upvoted papers of the window (ending on `today`), less what the profile
+    muted."""
     if limit <= 0:
         return []
     rules = store.rules(profile)
     if not rules:
-        return store.trending(limit, window_days)
+        return store.trending(limit, window_days, today)
     # Read a few more so muting some still fills the section.
-    papers = store.trending(limit * 3, window_days)
+    papers = store.trending(limit * 3, window_days, today)
     return [p for p in papers if not is_muted(p, rules)][:limit]
 

@@ -13,9 +13,9 @@ import re
 import sqlite3
 from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,23 @@ from paperdigest.follows import Action, Field, Rule, keyword_words, normalise_ru
 from paperdigest.ids import TITLE_HASH_LENGTH, normalise_arxiv_id, normalise_title, title_hash
 from paperdigest.merge import merged_columns, record_columns
 from paperdigest.models import Paper, PaperRecord
+from paperdigest.parsers.text import clamp_dates, safe_record
+from paperdigest.validate import profile_name_problem
+from paperdigest.window import latest_real_day, window_end
 
 DB_NAME = "paperdigest.sqlite3"
+# Written beside the database when it is created: if the database is later found empty
+# (truncated to 0 bytes, replaced), this says data existed and is gone.
+MARKER_NAME = ".paperdigest-created"
+# The index cache directory (corpus_index.INDEX_DIR): its manifest is the same sign for a
+# data directory made before the marker existed.
+_INDEX_MANIFEST = ("index", "manifest.json")
 BUSY_TIMEOUT_MS = 30_000
 INGEST_PROGRESS_EVERY = 5_000
 # Records looked up at once by `Store.ingest`.
 INGEST_CHUNK = 5_000
 # The score `search` gives a paper named by its id: above any full-text match.
 EXACT_ID_SCORE = 1000.0
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 # Each entry upgrades the schema by one version. Append; never edit a shipped entry.
 MIGRATIONS: list[str] = [
@@ -215,6 +223,19 @@ MIGRATIONS: list[str] = [
         via TEXT NOT NULL
     );
     """,
+    # Hostile input (issue 12): a paper stored with a date in the future (9999-12-31 cut
+    # every later digest to one paper) counts from the day it was stored, as ingest now does
+    # (a day ahead is a time zone, not the future: window.SOURCE_DAY_AHEAD).
+    """
+    UPDATE papers SET listed = substr(added_at, 1, 10)
+    WHERE listed > date(added_at, '+1 day');
+    UPDATE papers SET published = substr(added_at, 1, 10)
+    WHERE published > date(added_at, '+1 day');
+    UPDATE papers SET updated = substr(added_at, 1, 10)
+    WHERE updated > date(added_at, '+1 day');
+    UPDATE papers SET announced = substr(added_at, 1, 10)
+    WHERE announced > date(added_at, '+1 day');
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Per-profile tables that hold delivery promises: the ledger and an unsubscribe.
@@ -240,18 +261,21 @@ class IngestStats:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Records that were changed or skipped on the way in (a date in the future, a title
+    # with nothing printable), one line each naming the paper.
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, other: IngestStats) -> None:
         self.new += other.new
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.warnings.extend(other.warnings)
 
 
 def check_profile_name(name: str) -> str:
-    if not _PROFILE_NAME.match(name):
-        raise PaperdigestError(
-            f"invalid profile name {name!r}: use letters, digits, '.', '_', '-' or '@'"
-        )
+    problem = profile_name_problem(name)
+    if problem is not None:
+        raise PaperdigestError(problem)
     return name
 
 
@@ -271,6 +295,8 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        # Set by `open` when the database was found empty where one with data had been.
+        self.started_afresh: str | None = None
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
@@ -286,10 +312,36 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA foreign_keys = ON")
             store = cls(conn, path)
+            fresh = store._is_blank()
             store._migrate()
         except sqlite3.DatabaseError as exc:
             raise PaperdigestError(f"cannot open the database {path}: {exc}") from exc
+        if fresh:
+            store._note_creation(data_dir)
         return store
+
+    def _is_blank(self) -> bool:
+        """No schema at all: a new database, or one emptied behind our back."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        return version == 0 and tables == 0
+
+    def _note_creation(self, data_dir: Path) -> None:
+        marker = data_dir / MARKER_NAME
+        if marker.exists() or data_dir.joinpath(*_INDEX_MANIFEST).exists():
+            try:
+                since = marker.read_text(encoding="utf-8").strip() or "earlier"
+            except OSError:
+                since = "earlier"
+            self.started_afresh = (
+                f"the database {self.path} was empty (truncated or replaced), though this "
+                f"data directory held one since {since}: started afresh, and its stars, "
+                "dismissals and digest history are gone (restore a backup of the file to "
+                "get them back)"
+            )
+        with suppress(OSError):  # only a hint for later; never a reason to fail
+            marker.write_text(_now() + "\n", encoding="utf-8")
+
 
     def close(self) -> None:
         self.conn.close()
@@ -307,9 +359,17 @@ class Store:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): a second ROLLBACK
+            # would raise "cannot rollback" and hide the real error.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -353,16 +413,20 @@ class Store:
     ) -> IngestStats:
         """Insert or merge records in one transaction. Idempotent.
 
+        Every record is first made safe here, whatever its source (`safe_record`: control
+        characters, lone surrogates, lengths), and its dates after `today` are clamped to
+        `today` and reported in `IngestStats.warnings`.
         Records are merged in order, exactly as one at a time, but looked up in chunks of
         `INGEST_CHUNK` (two indexed queries a chunk instead of two a record).
         `progress`, if given, is called with the number of records done so far after every
         `INGEST_PROGRESS_EVERY` records and once at the end.
         """
         stats = IngestStats()
-        listed_default = (today or date.today()).isoformat()
+        today = today or date.today()
+        listed_default = today.isoformat()
         added_at = _now()
         done = 0
-        source = iter(records)
+        source = _safe_records(records, today, stats.warnings)
         with self.transaction() as conn:
             while chunk := list(islice(source, INGEST_CHUNK)):
                 self._ingest_chunk(conn, chunk, listed_default, added_at, stats)
@@ -504,12 +568,21 @@ class Store:
                 break
         return result
 
-    def trending(self, limit: int, window_days: int) -> list[Paper]:
-        """Most upvoted papers listed within `window_days` of the newest one."""
+    def window_first_day(self, window_days: int, today: date | None = None) -> str:
+        """The first listing day (ISO) of the candidate window of `window_days` up to
+        `today` (window.py says when it ends earlier); "" (every day) for no window."""
+        if window_days <= 0:
+            return ""
+        day = today or date.today()
+        end = window_end(self.newest_listed(day), window_days, day)
+        return (end - timedelta(days=window_days)).isoformat()
+
+    def trending(self, limit: int, window_days: int, today: date | None = None) -> list[Paper]:
+        """Most upvoted papers listed within the candidate window up to `today`."""
         rows = self.conn.execute(
-            "SELECT * FROM papers WHERE upvotes > 0 AND listed >= "
-            "date((SELECT max(listed) FROM papers), ?) ORDER BY upvotes DESC, pk LIMIT ?",
-            (f"-{window_days} days", limit),
+            "SELECT * FROM papers WHERE upvotes > 0 AND listed >= ? "
+            "ORDER BY upvotes DESC, pk LIMIT ?",
+            (self.window_first_day(window_days, today), limit),
         ).fetchall()
         return [_paper(row) for row in rows]
 
@@ -694,15 +767,19 @@ class Store:
         ]
 
     def window_papers(
-        self, window_days: int, since: date | None = None, rules: Sequence[Rule] = ()
+        self,
+        window_days: int,
+        since: date | None = None,
+        rules: Sequence[Rule] = (),
+        today: date | None = None,
     ) -> list[Paper]:
-        """Papers listed within `window_days` of the newest one (and on or after `since`),
-        newest first. Given rules, only those that may match one of them: a superset
-        found with the full-text index and the authors column, which the exact matching
-        (follows.py) then sorts, so a large window is not read whole."""
-        bound = "date((SELECT max(listed) FROM papers), ?)" if window_days > 0 else "''"
-        args: list[Any] = [f"-{window_days} days"] if window_days > 0 else []
-        sql = f"SELECT * FROM papers WHERE listed >= {bound}"
+        """Papers listed within the candidate window of `window_days` up to `today` (see
+        window.py) and on or after `since`, newest first.
+        Given rules, only those that may match one of them: a superset found with the
+        full-text index and the authors column, which the exact matching (follows.py) then
+        sorts, so a large window is not read whole."""
+        args: list[Any] = [self.window_first_day(window_days, today)]
+        sql = "SELECT * FROM papers WHERE listed >= ?"
         if since is not None:
             sql += " AND listed >= ?"
             args.append(since.isoformat())
@@ -713,8 +790,13 @@ class Store:
         rows = self.conn.execute(sql + " ORDER BY listed DESC, pk DESC", args)
         return [_paper(row) for row in rows]
 
-    def newest_listed(self) -> date | None:
-        value = self.conn.execute("SELECT max(listed) FROM papers").fetchone()[0]
+    def newest_listed(self, today: date | None = None) -> date | None:
+        """The newest listing day up to `latest_real_day(today)` (a paper dated further in
+        the future is not news)."""
+        value = self.conn.execute(
+            "SELECT max(listed) FROM papers WHERE listed <= ?",
+            (latest_real_day(today or date.today()).isoformat(),),
+        ).fetchone()[0]
         return date.fromisoformat(value) if value else None
 
     # -- forgetting a paper -------------------------------------------------------------
@@ -1019,6 +1101,19 @@ class _ChunkRows:
                 self.by_title[old_title].remove(pk)
             if title in self.by_title:
                 insort(self.by_title[title], pk)
+
+
+def _safe_records(
+    records: Iterable[PaperRecord], today: date, warnings: list[str]
+) -> Iterator[PaperRecord]:
+    for record in records:
+        record, clamped = clamp_dates(safe_record(record), today)
+        if clamped:
+            warnings.append(clamped)
+        if not record.title.strip():
+            warnings.append("a paper with no printable title; skipped")
+            continue
+        yield record
 
 
 def _paper(row: sqlite3.Row) -> Paper:

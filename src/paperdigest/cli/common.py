@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -22,10 +23,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from paperdigest.config import Settings, load_settings
-from paperdigest.errors import PaperdigestError
+from paperdigest.errors import PaperdigestError, describe_os_error
 from paperdigest.ingest import ensure_seeded, needs_seeds
+from paperdigest.parsers.text import terminal_text
 from paperdigest.paths import bundled_seed_files, resolve_data_dir
 from paperdigest.store import Store, check_profile_name
 
@@ -175,6 +178,8 @@ class AppContext:
     @contextmanager
     def store(self) -> Iterator[Store]:
         with Store.open(self.data_dir) as store:
+            if store.started_afresh:
+                err.print(shown(f"warning: {store.started_afresh}"), soft_wrap=True)
             seed_with_progress(store)
             yield store
 
@@ -235,8 +240,8 @@ def seed_with_progress(store: Store) -> None:
             f"Loaded {report.stats.new} papers from the bundled seed corpus "
             f"into {store.path.parent}."
         )
-        for problem in report.problems:
-            err.print(f"[yellow]warning:[/] {problem}", markup=True)
+        for problem in [*report.problems, *report.stats.warnings]:
+            err.print(shown(f"warning: {problem}"))
 
 
 def index_progress(message: str) -> None:
@@ -248,8 +253,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def shown(text: object) -> Text:
+    """Untrusted text (a title, an id, a reason, a server's error) as a table cell or a
+    line: never read as rich markup, and no control character reaches the terminal."""
+    return Text(terminal_text(str(text)))
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"Error: {message}", markup=False, soft_wrap=True)
+    err.print(f"Error: {terminal_text(message)}", markup=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -263,14 +274,30 @@ def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
         except PaperdigestError as exc:
             raise fail(str(exc), exc.exit_code) from None
         except sqlite3.Error as exc:
+            if "disk is full" in str(exc):
+                raise fail(f"disk full: the database could not be written ({exc}); nothing "
+                           "was changed") from None
             raise fail(f"database error: {exc}") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{describe_os_error(exc)}") from None
+        except RecursionError:
+            raise fail("input nested too deeply to read") from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
     return wrapper
 
 
+# Left raw by json.dumps(ensure_ascii=False): C1 controls (U+009B is CSI to some terminals),
+# DEL, and lone surrogates (which cannot even be written as UTF-8).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\ud800-\udfff]")
+
+
 def print_json(value: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    # Characters that only occur inside JSON strings, so a \\u escape keeps the value.
+    text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")

@@ -11,8 +11,10 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from paperdigest.cli.common import app, app_context, clean_errors, err
+from paperdigest.cli.common import app, app_context, clean_errors, err, shown
 from paperdigest.config import Settings
+from paperdigest.errors import PaperdigestError
+from paperdigest.validate import ADDRESS_EXAMPLE, NotAnAddressError, email_address
 
 # `send --all` names each skipped profile up to this many; beyond, the summary counts them.
 SKIPS_LISTED = 20
@@ -66,7 +68,6 @@ def send(
 ) -> None:
     """Build today's digest and mail it, once per profile and day."""
     from paperdigest.delivery import DeliveryError, select_profiles, send_digests
-    from paperdigest.errors import PaperdigestError
     from paperdigest.shards import parse_shard, take_shard
 
     context = app_context(ctx)
@@ -74,6 +75,12 @@ def send(
     if shard is not None and not all_profiles:
         raise PaperdigestError("--shard needs --all")
     share = parse_shard(shard) if shard is not None else None
+    try:
+        to = [email_address(address) for address in to or ()]
+    except NotAnAddressError as exc:
+        raise PaperdigestError(f"--to: {exc} {ADDRESS_EXAMPLE}") from None
+    except ValueError as exc:
+        raise PaperdigestError(f"--to: {exc}") from None
     profiles = select_profiles(settings, profile, all_profiles)
     if share is not None:
         profiles = take_shard(profiles, [p.name for p in profiles], *share)
@@ -93,13 +100,13 @@ def send(
     for name, why in report.resting.items():
         typer.echo(f"{name}: {why}")
     for name, why in report.skipped.items():
-        err.print(f"{name}: {why}", markup=False, soft_wrap=True)
+        err.print(shown(f"{name}: {why}"), soft_wrap=True)
     for name, why in report.empty.items():
         typer.echo(f"{name}: {why}")
     for name, why in report.maybe.items():
-        err.print(f"{name}: maybe delivered: {why}", markup=False, soft_wrap=True)
+        err.print(shown(f"{name}: maybe delivered: {why}"), soft_wrap=True)
     for name, why in report.failed.items():
-        err.print(f"{name}: not sent: {why}", markup=False, soft_wrap=True)
+        err.print(shown(f"{name}: not sent: {why}"), soft_wrap=True)
     if report.failed:
         raise DeliveryError(f"{len(report.failed)} of {len(profiles)} digests not sent")
     if report.maybe:

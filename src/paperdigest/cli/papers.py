@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from paperdigest.cli.common import (
     JsonOption,
@@ -23,12 +24,14 @@ from paperdigest.cli.common import (
     print_json,
     progress,
     resolve_profile,
+    shown,
 )
 from paperdigest.config import Settings
 from paperdigest.digest import paper_link
 from paperdigest.errors import PaperdigestError
 from paperdigest.ingest import parse_file
 from paperdigest.models import Paper
+from paperdigest.parsers.text import terminal_text
 from paperdigest.render import make_environment, render_digest
 
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many.")]
@@ -85,12 +88,13 @@ class _Rows:
             else:
                 self.table.add_column(name, no_wrap=True, min_width=narrow.get(name))
 
-    def title(self, text: str) -> str:
-        lines = textwrap.wrap(" ".join(text.split()), self.title_width) or [""]
+    def title(self, text: str) -> Text:
+        # Control characters shown as U+FFFD before wrapping (see `shown`).
+        lines = textwrap.wrap(" ".join(terminal_text(text).split()), self.title_width) or [""]
         if len(lines) > 2:
             second = lines[1][: self.title_width - 1].rstrip()
             lines = [lines[0], second + "…"]
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
 
 @app.command()
@@ -108,11 +112,11 @@ def search(
         print_json([_paper_json(p, score=round(s, 4)) for p, s in hits])
         return
     if not hits:
-        err.print(f"No paper matches {query!r}.", markup=False)
+        err.print(shown(f"No paper matches {query!r}."))
         return
     rows = _Rows("id", "title", "listed", narrow={"id": _id_width(hits), "listed": 10})
     for paper, _ in hits:
-        rows.table.add_row(paper.id, rows.title(paper.title), paper.listed.isoformat())
+        rows.table.add_row(shown(paper.id), rows.title(paper.title), paper.listed.isoformat())
     out.print(rows.table)
 
 
@@ -138,7 +142,7 @@ def _change_each(
             if changed and paper.pk in other:
                 note = "  (its star is removed)" if action == "dismiss" else (
                     "  (no longer dismissed)")
-            out.print(f"{label}: {paper.id}  {_short(paper.title, 60)}{note}", markup=False)
+            out.print(shown(f"{label}: {paper.id}  {_short(paper.title, 60)}{note}"))
     return changed_count
 
 
@@ -200,7 +204,7 @@ def stars(
         return
     rows = _Rows("id", "title", "starred", narrow={"id": _id_width(starred), "starred": 10})
     for paper, when in starred:
-        rows.table.add_row(paper.id, rows.title(paper.title), when.date().isoformat())
+        rows.table.add_row(shown(paper.id), rows.title(paper.title), when.date().isoformat())
     out.print(rows.table)
 
 
@@ -216,7 +220,7 @@ def recommend(
 
     Papers you follow come first; papers you muted are left out.
     """
-    from paperdigest.service import select_picks
+    from paperdigest.service import select_picks, window_note
 
     context = app_context(ctx)
     window = context.settings.digest.window_days
@@ -225,6 +229,7 @@ def recommend(
             store, resolve_profile(context, store, profile), limit, window,
             progress=index_progress,
         )
+        note = window_note(store, window, date.today())
     if as_json:
         print_json(
             [_paper_json(paper, score=None, reason=reason, followed=True)
@@ -233,16 +238,18 @@ def recommend(
                for p in selection.picks]
         )
         return
+    if note:
+        err.print(note, markup=False)
     if not selection.personalised:
         err.print("No stars yet, so these are the newest papers. "
                   "Star some with `paperdigest star ID`.", markup=False)
-    shown = [(p, None) for p, _ in selection.followed] + [(p.paper, p) for p in selection.picks]
-    rows = _Rows("score", "id", "title", "why", narrow={"score": 7, "id": _id_width(shown)})
+    listed = [(p, None) for p, _ in selection.followed] + [(p.paper, p) for p in selection.picks]
+    rows = _Rows("score", "id", "title", "why", narrow={"score": 7, "id": _id_width(listed)})
     for paper, reason in selection.followed:
-        rows.table.add_row("follow", paper.id, rows.title(paper.title), reason)
+        rows.table.add_row("follow", shown(paper.id), rows.title(paper.title), shown(reason))
     for pick in selection.picks:
-        rows.table.add_row(f"{pick.score:.3f}", pick.paper.id, rows.title(pick.paper.title),
-                           pick.reason)
+        rows.table.add_row(f"{pick.score:.3f}", shown(pick.paper.id),
+                           rows.title(pick.paper.title), shown(pick.reason))
     out.print(rows.table)
 
 
@@ -304,7 +311,7 @@ def preview(
         except OSError as exc:
             raise PaperdigestError(f"cannot write {out_file}: {exc.strerror or exc}") from None
         err.print(f"Wrote the HTML digest to {out_file}.", markup=False)
-    typer.echo(text, nl=False)
+    typer.echo(terminal_text(text, lines=True), nl=False)
 
 
 def _today_for(settings: Settings, profile: str) -> date:
@@ -338,7 +345,7 @@ def ingest(
             bar.update(task, description=f"Ingesting {path.name}")
             result = parse_file(path)
             for problem in result.problems:
-                err.print(f"warning: {problem}", markup=False, soft_wrap=True)
+                err.print(shown(f"warning: {problem}"), soft_wrap=True)
             skipped += len(result.problems)
             if not result.records:
                 unreadable.append(str(path))
@@ -350,6 +357,8 @@ def ingest(
                     progress=lambda done, t=records: bar.update(t, completed=done),
                 )
                 bar.remove_task(records)
+                for warning in stats.warnings:
+                    err.print(shown(f"warning: {path}: {warning}"), soft_wrap=True)
                 new, updated, unchanged = (
                     new + stats.new, updated + stats.updated, unchanged + stats.unchanged
                 )

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from paperdigest.cli.common import app, app_context, clean_errors, err, out, progress
+from paperdigest.cli.common import app, app_context, clean_errors, err, out, progress, shown
 from paperdigest.config import ProfileSettings, Settings
 from paperdigest.errors import PaperdigestError
 from paperdigest.store import FetchEntry, Store
@@ -41,7 +41,7 @@ class _WarningsToConsole(logging.Handler):
 
         if getattr(record, SOURCE_FAILED, False):
             return  # the source's result line on stdout says it already
-        err.print(f"warning: {record.getMessage()}", markup=False, soft_wrap=True)
+        err.print(shown(f"warning: {record.getMessage()}"), soft_wrap=True)
 
 
 @contextmanager
@@ -119,7 +119,7 @@ def fetch(
                 out.print(f"{result.source}: {note}", markup=False, soft_wrap=True)
         else:
             failed = True
-            out.print(f"{line}; failed: {result.error}", markup=False, soft_wrap=True)
+            out.print(shown(f"{line}; failed: {result.error}"), soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
@@ -196,10 +196,10 @@ def status(ctx: typer.Context) -> None:
     sources = Table("source", "enabled", "last fetch", box=None, header_style="bold")
     for name in SOURCES:
         enabled = "yes" if getattr(settings.sources, name).enabled else "no"
-        sources.add_row(name, enabled, _fetch_line(fetches[name]))
+        sources.add_row(name, enabled, shown(_fetch_line(fetches[name])))
     out.print(sources)
     profiles = Table("profile", "stars", "dismissed", "last digest", "next digest", box=None,
                      header_style="bold")
     for row in rows:
-        profiles.add_row(*row)
+        profiles.add_row(*(shown(cell) for cell in row))
     out.print(profiles)

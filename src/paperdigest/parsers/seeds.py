@@ -44,13 +44,28 @@ def _date_of(match: re.Match[str]) -> tuple[str, date | None]:
         return label, None
 
 
+def _decode_lines(data: bytes, name: str, problems: list[Problem]) -> str:
+    """Decode line by line: a line that is not UTF-8 costs that line, not the file."""
+    lines: list[str] = []
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(f"{name}:{number}", f"not UTF-8 text (byte {exc.start + 1}); "
+                                    "skipped"))
+            lines.append("")
+    return "\n".join(lines)
+
+
 def parse_seed_dump(data: bytes, name: str) -> ParseResult:
     """Parse one dump. Records keep the most recent date line seen above them."""
-    text = decode_text(data)
-    if text is None:
-        return ParseResult(problems=[Problem(name, "not a UTF-8 text file; skipped")])
     records: list[PaperRecord] = []
     problems: list[Problem] = []
+    text = decode_text(data)
+    if text is None:
+        if b"\x00" in data[:8192]:
+            return ParseResult(problems=[Problem(name, "not a UTF-8 text file; skipped")])
+        text = _decode_lines(data, name, problems)
     label: str | None = None
     published: date | None = None
     pending_title: tuple[int, str] | None = None
