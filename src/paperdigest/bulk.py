@@ -43,6 +43,7 @@ from paperdigest.delivery import (
     empty_reason,
     is_digest_day,
     local_date,
+    record_quietly,
     resting_message,
 )
 from paperdigest.digest import Digest, assemble_digest, item_from
@@ -225,7 +226,7 @@ class SenderPool:
                 return self._settle(store, job, "failed", str(exc), client)
             except BaseException:
                 self.broken = SendError("the run was stopped", transient=True)
-                _quietly(ledger_api.mark_interrupted, store, job.claim_id, "interrupted")
+                record_quietly(ledger_api.mark_interrupted, store, job.claim_id, "interrupted")
                 raise
             if refused:
                 log.warning("%s: refused for %s", message.key, ", ".join(sorted(refused)))
@@ -240,9 +241,9 @@ class SenderPool:
                           "record it (%s); it counts as maybe delivered", job.outgoing.key,
                           exc)
         elif outcome == "maybe":
-            _quietly(ledger_api.mark_maybe, store, job.claim_id, detail)
+            record_quietly(ledger_api.mark_maybe, store, job.claim_id, detail)
         else:
-            _quietly(ledger_api.mark_failed, store, job.claim_id, detail)
+            record_quietly(ledger_api.mark_failed, store, job.claim_id, detail)
         self.results.put(_Result(job.outgoing.key, outcome, detail))
         return client
 
@@ -250,16 +251,6 @@ class SenderPool:
         delay = min(self.smtp.backoff * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
         log.warning("%s; retry %d of %d in %.3gs", exc, failures, self.smtp.retries, delay)
         self.sleep(delay)
-
-
-def _quietly(mark: Callable[[Store, int, str], None], store: Store, claim_id: int,
-             why: str) -> None:
-    """A ledger write after the outcome: if it fails, the row still reads as in flight,
-    which the next run treats safely (maybe delivered)."""
-    try:
-        mark(store, claim_id, why)
-    except Exception as exc:
-        log.error("cannot record the outcome in the ledger (%s): %s", exc, why)
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -473,15 +464,16 @@ def send_many(
             claim_id = claims.pop(name)
             if isinstance(result, Exception):
                 why = f"cannot build the message: {result}"
-                _quietly(ledger_api.mark_failed, store, claim_id, why)
+                record_quietly(ledger_api.mark_failed, store, claim_id, why)
                 report.failed[name] = why
                 advance("failed")
                 continue
             try:  # kept with the claim; it counts once the ledger row says it went out
                 keep_copy(store, claim_id, result.subject, result.html, result.text)
             except Exception as exc:
-                _quietly(ledger_api.mark_failed, store, claim_id, f"cannot keep a copy: {exc}")
-                report.failed[name] = f"cannot keep a copy: {exc}"
+                why = f"cannot keep a copy: {exc}"
+                record_quietly(ledger_api.mark_failed, store, claim_id, why)
+                report.failed[name] = why
                 advance("failed")
                 continue
             recipients = tuple(to) or tuple(by_name[name].email)
@@ -567,7 +559,7 @@ def send_many(
         pool.close()
         renderers.close()
         for claim_id in claims.values():
-            _quietly(ledger_api.mark_failed, store, claim_id, "run stopped before sending")
+            record_quietly(ledger_api.mark_failed, store, claim_id, "run stopped before sending")
         raise
     renderers.close()
     return report

@@ -309,7 +309,7 @@ def send_digests(
     except BaseException as exc:
         for job in jobs:
             if job.profile.name not in recorded:
-                _quietly(ledger_api.mark_interrupted, store, _id(job),
+                record_quietly(ledger_api.mark_interrupted, store, _id(job),
                          f"interrupted: {type(exc).__name__}")
         raise
     for job in jobs:
@@ -317,14 +317,14 @@ def send_digests(
         if name in result.accepted:
             continue  # recorded as it happened
         if name in result.maybe:
-            _quietly(ledger_api.mark_maybe, store, _id(job), str(result.maybe[name]))
+            record_quietly(ledger_api.mark_maybe, store, _id(job), str(result.maybe[name]))
             report.maybe[name] = (
                 f"{result.maybe[name]}; it may have been delivered, so the next run sends "
                 f"it once more at most, with the same Message-ID {job.message_id}"
             )
             continue
         error = result.failed.get(name) or SendError("not sent", transient=False)
-        _quietly(ledger_api.mark_failed, store, _id(job), str(error))
+        record_quietly(ledger_api.mark_failed, store, _id(job), str(error))
         report.failed[name] = str(error)
     return report
 
@@ -334,8 +334,8 @@ def _id(job: _Job) -> int:
     return job.digest_id
 
 
-def _quietly(mark: Callable[[Store, int, str], None], store: Store, claim_id: int,
-             why: str) -> None:
+def record_quietly(mark: Callable[[Store, int, str], None], store: Store, claim_id: int,
+                   why: str) -> None:
     """A ledger write after the outcome: if it fails, the row still reads as in flight,
     which the next run treats safely (maybe delivered)."""
     try:
