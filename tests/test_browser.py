@@ -261,7 +261,8 @@ def test_unsubscribe_from_the_footer_stops_the_mail(browser, served, cli, data_d
 def test_the_digest_fits_the_screen(browser, served, cli, data_dir, plain_server, tmp_path,
                                     width):
     title = ingest_long_url_paper(data_dir)  # a 200-character URL in its abstract
-    assert cli("--config", str(served), "follow", "keyword", "taxi", "--profile", "ada").exit_code == 0
+    follow = cli("--config", str(served), "follow", "keyword", "taxi", "--profile", "ada")
+    assert follow.exit_code == 0
     received, _ = _received(cli, served, plain_server, tmp_path)
     viewport(browser, width)
     browser.get(received.as_uri())
@@ -292,8 +293,10 @@ def test_a_personalised_digest_fits_too(browser, served, cli, data_dir, plain_se
                                         tmp_path):
     """A followed paper and three picks for a reader with stars: the screenshots in docs/
     come from here."""
-    assert cli("--config", str(served), "star", "--profile", "ada", "3e931bc0", "7b4481eb").exit_code == 0
-    assert cli("--config", str(served), "follow", "keyword", "taxi", "--profile", "ada").exit_code == 0
+    star = cli("--config", str(served), "star", "--profile", "ada", "3e931bc0", "7b4481eb")
+    assert star.exit_code == 0
+    follow = cli("--config", str(served), "follow", "keyword", "taxi", "--profile", "ada")
+    assert follow.exit_code == 0
     config = served.read_text().replace("[digest]\n", "[digest]\npicks = 3\ntrending = 0\n")
     served.write_text(config)
     received, _ = _received(cli, served, plain_server, tmp_path)

@@ -124,7 +124,8 @@ def test_a_followed_paper_in_a_received_message_carries_both_links_too(
     cli, data_dir, tmp_path, plain_server, client_for
 ):
     config = _config(tmp_path, plain_server)
-    assert cli("--config", str(config), "follow", "keyword", "taxi", "--profile", "ada").exit_code == 0
+    follow = cli("--config", str(config), "follow", "keyword", "taxi", "--profile", "ada")
+    assert follow.exit_code == 0
     assert _send(cli, config).exit_code == 0
     message = plain_server.received[0].message
     text = _part(message, "plain")
