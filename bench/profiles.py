@@ -7,8 +7,9 @@ profiles 20 random stars each (straight into the stars table) and writes a confi
 [[profiles]] entries (its load time is measured), then, in a fresh process (so its peak
 RSS is the send's own), runs the real batched `send --all` path (bulk.send_many) into a
 local SMTP server in another process that counts messages, runs it a second time (it must
-send none), and times the one-profile-at-a-time path (delivery.send_digests per profile)
-on --single extra profiles in the same process. Progress goes to stderr; the last stdout
+send none), then runs the next day (each digest covers what was listed since the first),
+and times the one-profile-at-a-time path (delivery.send_digests per profile) on --single
+extra profiles in the same process. Progress goes to stderr; the last stdout
 line is JSON:
 
     {"profiles": N, "seconds": ..., "ms_per_profile": ..., "ratio_vs_single": ...,
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +38,10 @@ DEFAULT_DATA = next(
     REPO.parent / _DATA,
 )
 N_STARS = 20
-NOW = datetime(2026, 7, 1, 7, 0, tzinfo=UTC)  # the day after the corpus's last listing
+# The first digest on the corpus's last listing day (its window: the 7 days up to it),
+# then the next day's (the papers listed since the first one, less what it showed).
+NOW = datetime(2026, 6, 30, 7, 0, tzinfo=UTC)
+NEXT = NOW + timedelta(days=1)
 
 
 def log(message: str) -> None:
@@ -119,7 +123,7 @@ def make_profiles(db_dir: Path, names: list[str], seed: int) -> None:
 
     rng = random.Random(seed)
     with Store.open(db_dir) as store, store.transaction() as conn:
-        for table in ("stars", "dismissals", "digest_items", "digests"):
+        for table in ("stars", "dismissals", "digest_items", "digest_copies", "digests"):
             conn.execute(f"DELETE FROM {table}")
         pks = [pk for (pk,) in conn.execute("SELECT pk FROM papers")]
         conn.executemany(
@@ -183,6 +187,11 @@ def measure(config: Path, db_dir: Path, n: int, n_single: int, port: int) -> dic
         again = send_many(store, settings, batch, now=NOW)
         second_s = time.perf_counter() - t0
         log(f"second run: {again.summary()} in {second_s:.1f}s")
+        t0 = time.perf_counter()
+        following = send_many(store, settings, batch, now=NEXT)
+        next_s = time.perf_counter() - t0
+        log(f"next day: {following.summary()} in {next_s:.1f}s "
+            f"({next_s / max(1, n) * 1000:.1f} ms a profile)")
 
         t0, cpu0 = time.perf_counter(), cpu_s()
         single_sent = 0
@@ -199,6 +208,8 @@ def measure(config: Path, db_dir: Path, n: int, n_single: int, port: int) -> dic
         "config_load_s": round(config_s, 2), "index_open_s": round(index_s, 2),
         "stage_ms_per_profile": stages, "single_ms_per_profile": round(single_ms, 1),
         "single_sent": single_sent,
+        "next_day_sent": len(following.sent), "next_day_s": round(next_s, 1),
+        "next_day_ms_per_profile": round(next_s / max(1, n) * 1000, 2),
         "cpu_ms_per_profile": round(batch_cpu / max(1, n) * 1000, 2),
         "render_worker_cpu_ms_per_profile": round(worker_cpu / max(1, n) * 1000, 2),
         "single_cpu_ms_per_profile": round(single_cpu_ms, 1),
@@ -257,7 +268,7 @@ def main() -> None:
         delivered_total = count.value
         server.terminate()
     result = json.loads(child.stdout.strip().splitlines()[-1])
-    delivered = delivered_total - result["single_sent"]
+    delivered = delivered_total - result["single_sent"] - result["next_day_sent"]
     result["delivered"] = delivered
     result["msgs_per_s"] = round(delivered / result["seconds"], 1) if result["seconds"] else 0
     log(json.dumps(result))

@@ -273,3 +273,54 @@ def test_the_daemon_sends_profiles_due_together_as_one_batch(data_dir, plain_ser
     assert len(plain_server.received) == 6
     assert daemon.send_now(*jobs[1].args) == "already sent"
     assert len(plain_server.received) == 6
+
+
+SAMPLE = Path(__file__).parent / "fixtures" / "arxiv_days" / "sample.jsonl.gz"
+
+
+def test_the_next_day_is_ranked_in_the_batch_and_sends_what_one_profile_would(
+    tmp_path, plain_server
+):
+    """Day 2 of real arXiv listings: each digest covers the papers listed since the reader's
+    last one, with their follow and mute rules and min_score, exactly as the one-profile
+    path builds it, and repeats nothing of day 1."""
+    from paperdigest.follows import Action, Field, Rule
+    from paperdigest.ingest import ingest_files
+    from paperdigest.ledger import saved_items
+    from paperdigest.service import build_digest
+
+    day1, day2 = (datetime(2026, 6, 30, 7, 0, tzinfo=UTC), datetime(2026, 7, 1, 7, 0, tzinfo=UTC))
+    with Store.open(tmp_path / "arxiv") as store:
+        ingest_files(store, [SAMPLE], today=day2.date())
+        profiles = _readers(store, 12)
+        store.add_rule("reader001", Rule(Action.mute, Field.keyword, "language"))
+        store.add_rule("reader002", Rule(Action.follow, Field.keyword, "learning"))
+        profiles[3] = ProfileSettings(name="reader003", email="reader003@example.org",
+                                      min_score=3.7)
+        settings = Settings(smtp=plain_server.settings(), profiles=profiles,
+                            digest={"trending": 0})
+        cfg = settings.digest
+
+        assert len(send_many(store, settings, profiles, now=day1).sent) == 12
+        expected = {
+            p.name: build_digest(store, p.name, day2.date(), cfg.picks, cfg.window_days, 0,
+                                 min_score=settings.min_score(p.name))
+            for p in profiles
+        }
+        report = send_many(store, settings, profiles, now=day2)
+
+        assert len(report.sent) == 12
+        for p in profiles:
+            days = {
+                row["digest_date"]: [pk for pk, _, _ in saved_items(store, row["id"])]
+                for row in store.conn.execute(
+                    "SELECT id, digest_date FROM digests WHERE profile = ?", (p.name,))
+            }
+            assert days["2026-07-01"] == [item.pk for item in expected[p.name].shown], p.name
+            assert not set(days["2026-07-01"]) & set(days["2026-06-30"]), p.name
+        assert expected["reader002"].followed  # the rule matched day 2's papers
+        assert len(expected["reader003"].items) < cfg.picks  # the cut left some out
+        # Everything on day 2 was listed since day 1's digest.
+        listed = {p.pk: p.listed for p in store.papers(
+            [i.pk for d in expected.values() for i in d.shown])}
+        assert min(listed.values()).isoformat() >= "2026-06-30"

@@ -93,10 +93,12 @@ def test_random_bytes_in_any_index_array_give_the_fresh_digest(
 _MANY = """
 import json, sys
 from pathlib import Path
-from paperdigest.service import select_picks_many
+from datetime import date
+from paperdigest.service import Reader, select_picks_many
 from paperdigest.store import Store
 with Store.open(Path(sys.argv[1])) as store:
-    picks = dict(select_picks_many(store, ["default", "second"], 10, 7, block=1))
+    readers = [Reader(name, date.today()) for name in ("default", "second")]
+    picks = dict(select_picks_many(store, readers, 10, 7, block=1))
 print(json.dumps({name: [p.paper.pk for p in s.picks] for name, s in picks.items()}))
 """
 

@@ -46,7 +46,7 @@ from paperdigest.delivery import (
     record_quietly,
     resting_message,
 )
-from paperdigest.digest import Digest, assemble_digest, item_from
+from paperdigest.digest import Digest, assemble_digest, item_for, item_from
 from paperdigest.errors import PaperdigestError
 from paperdigest.ledger import AlreadySentError
 from paperdigest.mailer import (
@@ -66,7 +66,14 @@ from paperdigest.mailer import (
     sender_address,
 )
 from paperdigest.render import make_environment, render_digest
-from paperdigest.service import Selection, select_picks_many, window_note, window_start
+from paperdigest.service import (
+    Reader,
+    Selection,
+    select_picks_many,
+    since_last_digest,
+    unmuted_trending,
+    window_note,
+)
 from paperdigest.store import Store
 from paperdigest.subscriptions import unsubscribed_profiles, why_skipped
 from paperdigest.web.links import EmailLinks, email_links
@@ -508,10 +515,16 @@ def send_many(
             fresh.append(profile.name)
     if not fresh:
         return report
-    # One window for the batch: it ends on the latest local day among the profiles (they
-    # differ by a day at most, across time zones).
-    today = max(days[name] for name in fresh)
-    trending = store.trending(cfg.trending, cfg.window_days, today) if cfg.trending > 0 else []
+    # Each profile's window ends on its own local day and starts at its last digest
+    # (service.build_digest); profiles with the same window are ranked together.
+    newest = {day: store.newest_listed(day) for day in {days[name] for name in fresh}}
+    readers = []
+    for name in fresh:
+        day = days[name]
+        last = store.last_sent_digest(name)
+        since = since_last_digest(last[0] if last and last[0] < day else None, newest[day])
+        readers.append(Reader(name, day, since, settings.min_score(name)))
+    shared = _DayCache(store, settings)
     if render_processes is None:
         spare = max(1, (os.cpu_count() or 1) - 1)
         render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
@@ -521,8 +534,7 @@ def send_many(
     pool = SenderPool(settings.smtp, store.path.parent, connect=connect, sleep=sleep,
                       limit=limit)
     try:
-        selections = iter(select_picks_many(store, fresh, cfg.picks, cfg.window_days,
-                                            today=today))
+        selections = iter(select_picks_many(store, readers, cfg.picks, cfg.window_days))
         while True:
             started = clock()
             chunk = list(itertools.islice(selections, CHUNK))
@@ -532,7 +544,7 @@ def send_many(
             for name, selection in chunk:
                 started = clock()
                 letter = _prepare(store, settings, by_name[name], days[name], selection,
-                                  trending, force, now, sender, ttl, report, claims)
+                                  shared, force, now, sender, ttl, report, claims)
                 seconds["ledger"] += clock() - started
                 if letter is None:
                     advance("skipped" if name in report.skipped else "empty")
@@ -565,6 +577,32 @@ def send_many(
     return report
 
 
+class _DayCache:
+    """What every profile of a local day shares: trending papers and the window's note."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.cfg = settings.digest
+        self._trending: dict[date, list] = {}
+        self._notes: dict[date, str] = {}
+
+    def trending(self, profile: str, day: date) -> list:
+        cfg = self.cfg
+        if self.store.rules(profile):  # less what the profile muted
+            return unmuted_trending(self.store, profile, cfg.trending, cfg.window_days, day)
+        if day not in self._trending:
+            self._trending[day] = (
+                self.store.trending(cfg.trending, cfg.window_days, day)
+                if cfg.trending > 0 else []
+            )
+        return self._trending[day]
+
+    def note(self, day: date) -> str:
+        if day not in self._notes:
+            self._notes[day] = window_note(self.store, self.cfg.window_days, day)
+        return self._notes[day]
+
+
 @dataclass(frozen=True)
 class _Prepared:
     digest: Digest
@@ -577,7 +615,7 @@ def _prepare(
     profile: ProfileSettings,
     day: date,
     selection: Selection,
-    trending: list,
+    shared: _DayCache,
     force: bool,
     now: datetime,
     sender: str,
@@ -598,20 +636,17 @@ def _prepare(
         log.warning("%s: took over the %s claim of %s, which is no longer running", name,
                     day, claimed.took_over)
     try:
-        last = store.last_sent_digest(name)
-        if (claimed.resend or (force and _sent_items(store, name, day))
-                or store.rules(name) or settings.min_score(name) is not None
-                or window_start(store, last[0] if last and last[0] < day else None, day)):
-            # What may already be out (or went out) is repeated, not re-ranked; follow and
-            # mute rules, min_score and a window since the last digest take the
-            # one-profile path (the batch ranks the plain window only).
+        if claimed.resend or (force and _sent_items(store, name, day)):
+            # What may already be out (or went out) is repeated, not re-ranked.
             digest = build_for(store, settings, name, day, claimed.id if claimed.resend
                                else None)
-        else:
+        else:  # as service.build_digest, from the batch's selection
             digest = assemble_digest(
-                day, name, [item_from(p) for p in selection.picks], trending=trending,
+                day, name, [item_from(p) for p in selection.picks],
+                trending=shared.trending(name, day),
                 personalised=selection.personalised,
-                window_note=window_note(store, settings.digest.window_days, day),
+                followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
+                window_note=shared.note(day),
             )
         if not digest.shown and not profile.send_empty:
             why = empty_reason(settings)

@@ -36,8 +36,12 @@ def window_start(
     last sent digest, so a weekly reader gets the whole week and nothing older. A store
     that has nothing listed since then (never refreshed, like the offline seed corpus)
     keeps the plain window, so its digest is not empty."""
-    newest = store.newest_listed(today)
-    if last_sent is None or newest is None or last_sent > newest:
+    return since_last_digest(last_sent, store.newest_listed(today))
+
+
+def since_last_digest(last_sent: date | None, newest_listed: date | None) -> date | None:
+    """window_start, given the newest listing day up to today."""
+    if last_sent is None or newest_listed is None or last_sent > newest_listed:
         return None
     return last_sent
 
@@ -184,42 +188,54 @@ def _positions(sorted_rows: np.ndarray, rows: Sequence[int]) -> np.ndarray:
     return np.unique(at[hit])
 
 
+@dataclass(frozen=True)
+class Reader:
+    """One profile of a batch: its name, and what bounds its digest's window."""
+
+    name: str
+    today: date  # its local day: the window ends here (window.py)
+    since: date | None = None  # papers listed on or after this day (window_start)
+    min_score: float | None = None
+
+
 def select_picks_many(
     store: Store,
-    profiles: Sequence[str],
+    readers: Sequence[Reader],
     limit: int,
     window_days: int = 7,
     index: CorpusIndex | None = None,
     block: int = BATCH_PROFILES,
     progress: Callable[[str], None] | None = None,
-    today: date | None = None,
 ) -> Iterator[tuple[str, Selection]]:
     """`select_picks` for many profiles, the same picks, ranked a block at a time against
-    candidates and a background gathered once. Yields as each block is ranked, so the
-    caller can render and send while the next block is scored. The window ends on `today`
-    (see window.py). A cache found damaged while gathering is rebuilt once, and the block
+    candidates and a background gathered once per window: readers whose window ends on
+    the same day and starts on the same day (their last digest) are ranked together.
+    Yields as each block is ranked, so the caller can render and send while the next
+    block is scored. A cache found damaged while gathering is rebuilt once, and the block
     ranked again from it."""
-    day = today or date.today()
     trusted = index is not None  # the caller's index is the caller's to check
     if index is None:
         index = open_index(store, progress)
-    ranking: _BatchState | None = None
-    start = 0
-    while start < len(profiles):
-        names = profiles[start : start + block]
-        try:
-            ranking = ranking or _batch_state(index, window_days, day)
-            selections = list(_select_block(store, names, limit, window_days, index,
-                                            ranking.batch, ranking.candidates,
-                                            ranking.background, day))
-        except DamagedIndexError:
-            if trusted:
-                raise
-            # Damaged bytes on disk that the load checks could not see: never trust them.
-            index, ranking, trusted = open_index(store, progress, rebuild=True), None, True
-            continue
-        yield from selections
-        start += block
+    groups: dict[tuple[date, date | None], list[Reader]] = {}
+    for reader in readers:
+        groups.setdefault((reader.today, reader.since), []).append(reader)
+    for (today, since), members in groups.items():
+        ranking: _BatchState | None = None
+        start = 0
+        while start < len(members):
+            chunk = members[start : start + block]
+            try:
+                ranking = ranking or _batch_state(index, window_days, today, since)
+                selections = list(_select_block(store, chunk, limit, window_days, index,
+                                                ranking))
+            except DamagedIndexError:
+                if trusted:
+                    raise
+                # Damaged bytes on disk that the load checks could not see: never trust them.
+                index, ranking, trusted = open_index(store, progress, rebuild=True), None, True
+                continue
+            yield from selections
+            start += block
 
 
 @dataclass(frozen=True)
@@ -229,9 +245,14 @@ class _BatchState:
     batch: BatchRanker | None
 
 
-def _batch_state(index: CorpusIndex, window_days: int, today: date) -> _BatchState:
-    """The candidates and background every profile is ranked against, gathered once."""
+def _batch_state(
+    index: CorpusIndex, window_days: int, today: date, since: date | None
+) -> _BatchState:
+    """The candidates and background every profile of a group is ranked against, gathered
+    once (as _ranked_picks gathers them for one profile)."""
     candidates = index.eligible([], window_days, today)
+    if since is not None:
+        candidates = candidates[index.listed_days[candidates] >= since.toordinal()]
     background = background_rows(index.n_rows, set())
     batch: BatchRanker | None = None
     if index.n_rows and len(candidates):
@@ -248,22 +269,30 @@ def _batch_state(index: CorpusIndex, window_days: int, today: date) -> _BatchSta
 
 def _select_block(
     store: Store,
-    names: Sequence[str],
+    readers: Sequence[Reader],
     limit: int,
     window_days: int,
     index: CorpusIndex,
-    batch: BatchRanker | None,
-    candidates: np.ndarray,
-    background: np.ndarray,
-    today: date,
+    ranking: _BatchState,
 ) -> Iterator[tuple[str, Selection]]:
-    marks = []  # (name, starred papers, star rows, dismissed rows, seen rows)
-    for name in names:
-        starred = [paper for paper, _ in store.starred(name)]
-        dismissed = store.dismissed_pks(name)
-        seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(name)
-        marks.append((name, starred, index.rows_of([p.pk for p in starred]),
-                      index.rows_of(sorted(dismissed)), index.rows_of(sorted(seen))))
+    batch, candidates, background = ranking.batch, ranking.candidates, ranking.background
+    marks = []  # (reader, starred papers, star rows, dismissed rows, seen rows, followed)
+    for reader in readers:
+        starred = [paper for paper, _ in store.starred(reader.name)]
+        dismissed = store.dismissed_pks(reader.name)
+        seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(reader.name)
+        followed: tuple[tuple[Paper, str], ...] = ()
+        rules = store.rules(reader.name)
+        if rules:  # as select_picks: muted papers are no candidates, followed ones apart
+            screened = sort_papers(
+                (p for p in store.window_papers(window_days, reader.since, rules,
+                                                reader.today) if p.pk not in seen),
+                rules,
+            )
+            followed = screened.followed
+            seen |= screened.muted | {paper.pk for paper, _ in followed}
+        marks.append((reader, starred, index.rows_of([p.pk for p in starred]),
+                      index.rows_of(sorted(dismissed)), index.rows_of(sorted(seen)), followed))
     ranked: list[list[RankedRow] | None] = [None] * len(marks)
     marked = np.unique(np.concatenate(
         [np.asarray(m[2] + m[3], np.int64) for m in marks] or [np.zeros(0, np.int64)]
@@ -278,20 +307,24 @@ def _select_block(
                     background_out=_positions(background, stars + dismissed),
                     candidates_out=_positions(candidates, seen),
                 )
-                for _, _, stars, dismissed, seen in marks
+                for _, _, stars, dismissed, seen, _ in marks
             ],
             limit,
             index.feature_names,
         )
-    for (name, starred, _, _, _), rows in zip(marks, ranked, strict=True):
+    for (reader, starred, _, _, _, followed), rows in zip(marks, ranked, strict=True):
         if rows is None or not starred:
-            yield name, select_picks(store, name, limit, window_days, index=index,
-                                     today=today)
+            yield reader.name, select_picks(
+                store, reader.name, limit, window_days, index=index, since=reader.since,
+                min_score=reader.min_score, today=reader.today,
+            )
             continue
+        if reader.min_score is not None:  # as _ranked_picks: the top `limit`, then the cut
+            rows = [r for r in rows if r.score >= reader.min_score]
         picked = [int(index.pks[candidates[r.row]]) for r in rows]
         papers = {p.pk: p for p in starred}
         papers.update((p.pk, p) for p in store.papers(picked))
-        yield name, Selection(
+        yield reader.name, Selection(
             [
                 Pick(
                     paper=papers[pk],
@@ -303,6 +336,7 @@ def _select_block(
                 for pk, r in zip(picked, rows, strict=True)
             ],
             True,
+            followed,
         )
 
 
