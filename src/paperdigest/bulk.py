@@ -128,6 +128,7 @@ class RateLimit:
 class _Job:
     claim_id: int
     outgoing: Outgoing
+    copy: tuple[str, str, str] | None = None  # subject, HTML, text: kept for the archive
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,11 @@ class SenderPool:
         message, failures = job.outgoing, 0
 
         def before_data() -> None:
-            try:
-                ledger_api.record_attempt(store, job.claim_id)
+            try:  # one transaction: the copy is kept with the attempt
+                with store.transaction():
+                    if job.copy is not None:
+                        keep_copy(store, job.claim_id, *job.copy)
+                    ledger_api.record_attempt(store, job.claim_id)
             except sqlite3.Error as exc:
                 raise SendError(f"cannot write the attempt to the ledger ({exc}); not "
                                 "sending", transient=False) from None
@@ -475,16 +479,11 @@ def send_many(
                 report.failed[name] = why
                 advance("failed")
                 continue
-            try:  # kept with the claim; it counts once the ledger row says it went out
-                keep_copy(store, claim_id, result.subject, result.html, result.text)
-            except Exception as exc:
-                why = f"cannot keep a copy: {exc}"
-                record_quietly(ledger_api.mark_failed, store, claim_id, why)
-                report.failed[name] = why
-                advance("failed")
-                continue
             recipients = tuple(to) or tuple(by_name[name].email)
-            job = _Job(claim_id, Outgoing(name, sender, recipients, result.data))
+            # The copy is kept by the sender with the attempt; it counts once the ledger
+            # row says the message went out.
+            job = _Job(claim_id, Outgoing(name, sender, recipients, result.data),
+                       (result.subject, result.html, result.text))
             in_flight.add(name)
             while True:  # collect what came back while the queue is full
                 try:
@@ -624,11 +623,23 @@ def _prepare(
     claims: dict[str, int],
 ) -> _Prepared | None:
     """Claim the profile's day and fix its digest (saved to the ledger before sending), as
-    delivery.send_digests does; None when there is nothing to send (the report says why)."""
+    delivery.send_digests does; None when there is nothing to send (the report says why).
+    The batch's picks are saved in the claim's own transaction."""
     name = profile.name
+    ranked = assemble_digest(  # as service.build_digest, from the batch's selection
+        day, name, [item_from(p) for p in selection.picks],
+        trending=shared.trending(name, day),
+        personalised=selection.personalised,
+        followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
+        window_note=shared.note(day),
+    )
+    # --force on a day that went out repeats what went out, not a new ranking.
+    repeat = bool(force and _sent_items(store, name, day))
     try:
-        claimed = ledger_api.claim(store, name, day, now=now, domain=domain_of(sender),
-                                   force=force, ttl=ttl)
+        claimed = ledger_api.claim(
+            store, name, day, now=now, domain=domain_of(sender), force=force, ttl=ttl,
+            items=None if repeat else [(i.pk, i.score, i.reason) for i in ranked.shown],
+        )
     except AlreadySentError as exc:
         report.skipped[name] = str(exc)
         return None
@@ -636,26 +647,20 @@ def _prepare(
         log.warning("%s: took over the %s claim of %s, which is no longer running", name,
                     day, claimed.took_over)
     try:
-        if claimed.resend or (force and _sent_items(store, name, day)):
+        digest = ranked
+        if claimed.resend or repeat:
             # What may already be out (or went out) is repeated, not re-ranked.
             digest = build_for(store, settings, name, day, claimed.id if claimed.resend
                                else None)
-        else:  # as service.build_digest, from the batch's selection
-            digest = assemble_digest(
-                day, name, [item_from(p) for p in selection.picks],
-                trending=shared.trending(name, day),
-                personalised=selection.personalised,
-                followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
-                window_note=shared.note(day),
-            )
+            if not claimed.resend:
+                ledger_api.save_items(
+                    store, claimed.id, [(i.pk, i.score, i.reason) for i in digest.shown]
+                )
         if not digest.shown and not profile.send_empty:
             why = empty_reason(settings)
             ledger_api.mark_empty(store, claimed.id, why)
             report.empty[name] = why
             return None
-        if not claimed.resend:
-            ledger_api.save_items(store, claimed.id,
-                                  [(item.pk, item.score, item.reason) for item in digest.shown])
     except BaseException:
         ledger_api.mark_failed(store, claimed.id, "run stopped before sending")
         raise

@@ -50,8 +50,9 @@ import hmac
 import os
 import secrets
 import socket
+import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -110,11 +111,17 @@ class Holder:
     @classmethod
     def current(cls) -> Holder:
         pid = os.getpid()
-        return cls(pid, socket.gethostname(), process_start(pid) or _FALLBACK_START)
+        known = _CURRENT.get(pid)  # keyed by pid: a forked child is another holder
+        if known is None:
+            known = _CURRENT[pid] = cls(pid, socket.gethostname(),
+                                        process_start(pid) or _FALLBACK_START)
+        return known
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}" if self.pid else "an unknown process"
 
+
+_CURRENT: dict[int, Holder] = {}
 
 # A claim in this process is (database file, row id): one process may use several.
 ClaimKey = tuple[str, int]
@@ -304,6 +311,13 @@ def take_over_stale(
     delivered. Returns the last gone holder, if any."""
     me = holder or Holder.current()
     took_over: Holder | None = None
+    # Most days have no claim in progress: a plain read spares a write transaction. A
+    # claim that appears after this read is a live one, which the claim itself refuses.
+    if store.conn.execute(
+        "SELECT 1 FROM digests WHERE profile = ? AND digest_date = ? AND status = ? LIMIT 1",
+        (profile, day.isoformat(), SENDING),
+    ).fetchone() is None:
+        return None
     with store.transaction() as conn:
         rows = conn.execute(
             "SELECT * FROM digests WHERE profile = ? AND digest_date = ? AND status = ? "
@@ -333,6 +347,7 @@ def claim(
     force: bool = False,
     ttl: timedelta = DEFAULT_TTL,
     holder: Holder | None = None,
+    items: Sequence[tuple[int, float, str]] | None = None,
 ) -> Claim:
     """Take (profile, day) for this process, or raise AlreadySentError saying why.
 
@@ -340,6 +355,9 @@ def claim(
     claim whose holder is gone is taken over at once (take_over_stale); an attempt that
     may have been delivered is resent (with its Message-ID) only while fewer than
     MAX_MAYBE copies may be out.
+
+    `items`, when the caller knows the picks already, are saved in the same transaction
+    (as save_items), unless the claim is a resend, which repeats the picks saved before.
     """
     me = holder or Holder.current()
     _write_unrecorded(store)  # committed on its own: the claim below may refuse
@@ -391,6 +409,8 @@ def claim(
             if not message_id:
                 message_id = message_id_for(_secret(store), profile, day, row_id, domain)
                 conn.execute("UPDATE digests SET message_id = ? WHERE id = ?", (message_id, row_id))
+            if items is not None and not resend:
+                _save_items(conn, row_id, items)
             # Live before the commit: a thread of this process claiming next must find
             # it held, not taken for a leftover of an ended run.
             key = _key(store, row_id)
@@ -429,13 +449,18 @@ def save_items(store: Store, claim_id: int, items: Iterable[tuple[int, float, st
     """Store the picks (paper pk, score, reason) before sending: `mark_sent` then needs
     one small write, and a resend repeats exactly these."""
     with store.transaction() as conn:
-        conn.execute("DELETE FROM digest_items WHERE digest_id = ?", (claim_id,))
-        conn.executemany(
-            "INSERT INTO digest_items(digest_id, paper_pk, rank, score, reason) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(claim_id, pk, rank, score, reason)
-             for rank, (pk, score, reason) in enumerate(items, 1)],
-        )
+        _save_items(conn, claim_id, items)
+
+
+def _save_items(
+    conn: sqlite3.Connection, claim_id: int, items: Iterable[tuple[int, float, str]]
+) -> None:
+    conn.execute("DELETE FROM digest_items WHERE digest_id = ?", (claim_id,))
+    conn.executemany(
+        "INSERT INTO digest_items(digest_id, paper_pk, rank, score, reason) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(claim_id, pk, rank, score, reason) for rank, (pk, score, reason) in enumerate(items, 1)],
+    )
 
 
 def saved_items(store: Store, claim_id: int) -> list[tuple[int, float, str]]:

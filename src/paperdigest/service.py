@@ -276,23 +276,22 @@ def _select_block(
     ranking: _BatchState,
 ) -> Iterator[tuple[str, Selection]]:
     batch, candidates, background = ranking.batch, ranking.candidates, ranking.background
-    marks = []  # (reader, starred papers, star rows, dismissed rows, seen rows, followed)
+    marks = []  # (reader, starred pks, star rows, dismissed rows, seen rows, followed)
+    known = store.marks_of([reader.name for reader in readers])
     for reader in readers:
-        starred = [paper for paper, _ in store.starred(reader.name)]
-        dismissed = store.dismissed_pks(reader.name)
-        seen = {p.pk for p in starred} | set(dismissed) | store.shown_pks(reader.name)
+        own = known[reader.name]
+        seen = set(own.starred) | set(own.dismissed) | own.shown
         followed: tuple[tuple[Paper, str], ...] = ()
-        rules = store.rules(reader.name)
-        if rules:  # as select_picks: muted papers are no candidates, followed ones apart
+        if own.rules:  # as select_picks: muted papers are no candidates, followed ones apart
             screened = sort_papers(
-                (p for p in store.window_papers(window_days, reader.since, rules,
+                (p for p in store.window_papers(window_days, reader.since, own.rules,
                                                 reader.today) if p.pk not in seen),
-                rules,
+                own.rules,
             )
             followed = screened.followed
             seen |= screened.muted | {paper.pk for paper, _ in followed}
-        marks.append((reader, starred, index.rows_of([p.pk for p in starred]),
-                      index.rows_of(sorted(dismissed)), index.rows_of(sorted(seen)), followed))
+        marks.append((reader, own.starred, index.rows_of(own.starred),
+                      index.rows_of(own.dismissed), index.rows_of(sorted(seen)), followed))
     ranked: list[list[RankedRow] | None] = [None] * len(marks)
     marked = np.unique(np.concatenate(
         [np.asarray(m[2] + m[3], np.int64) for m in marks] or [np.zeros(0, np.int64)]
@@ -322,18 +321,19 @@ def _select_block(
         if reader.min_score is not None:  # as _ranked_picks: the top `limit`, then the cut
             rows = [r for r in rows if r.score >= reader.min_score]
         picked = [int(index.pks[candidates[r.row]]) for r in rows]
-        papers = {p.pk: p for p in starred}
-        papers.update((p.pk, p) for p in store.papers(picked))
+        because = [int(index.pks[marked[r.star_row]]) if r.star_row is not None else None
+                   for r in rows]
+        papers = {p.pk: p for p in store.papers(
+            picked + [pk for pk in because if pk is not None])}
         yield reader.name, Selection(
             [
                 Pick(
                     paper=papers[pk],
                     score=r.score,
-                    because_of=papers.get(int(index.pks[marked[r.star_row]]))
-                    if r.star_row is not None else None,
+                    because_of=papers.get(star) if star is not None else None,
                     terms=r.terms,
                 )
-                for pk, r in zip(picked, rows, strict=True)
+                for pk, star, r in zip(picked, because, rows, strict=True)
             ],
             True,
             followed,

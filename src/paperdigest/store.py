@@ -257,6 +257,16 @@ class FetchEntry:
 
 
 @dataclass
+class ProfileMarks:
+    """A profile's stars, dismissals, papers shown to it and rules, as paper pks."""
+
+    starred: list[int] = field(default_factory=list)
+    dismissed: list[int] = field(default_factory=list)
+    shown: set[int] = field(default_factory=set)
+    rules: list[Rule] = field(default_factory=list)
+
+
+@dataclass
 class IngestStats:
     new: int = 0
     updated: int = 0
@@ -690,6 +700,37 @@ class Store:
             "DELETE FROM dismissals WHERE profile = ? AND paper_pk = ?", (profile, paper.pk)
         )
         return cursor.rowcount == 1
+
+    def marks_of(self, profiles: Sequence[str]) -> dict[str, ProfileMarks]:
+        """What ranking needs of many profiles, in four queries: starred pks (in the order
+        of `starred`), dismissed pks (sorted), shown pks (as `shown_pks`) and rules."""
+        marks = {name: ProfileMarks() for name in profiles}
+        if not marks:
+            return marks
+        names = list(marks)
+        places = ",".join("?" * len(names))
+        for profile, pk in self.conn.execute(
+            f"SELECT profile, paper_pk FROM stars WHERE profile IN ({places}) "
+            "ORDER BY profile, starred_at, paper_pk", names,
+        ):
+            marks[profile].starred.append(pk)
+        for profile, pk in self.conn.execute(
+            f"SELECT profile, paper_pk FROM dismissals WHERE profile IN ({places}) "
+            "ORDER BY profile, paper_pk", names,
+        ):
+            marks[profile].dismissed.append(pk)
+        for profile, pk in self.conn.execute(
+            "SELECT digests.profile, digest_items.paper_pk FROM digest_items JOIN digests "
+            f"ON digests.id = digest_items.digest_id WHERE digests.profile IN ({places}) "
+            "AND (digests.status IN ('sent', 'maybe') OR digests.in_flight)", names,
+        ):
+            marks[profile].shown.add(pk)
+        for profile, action, on, value in self.conn.execute(
+            f"SELECT profile, action, field, value FROM rules WHERE profile IN ({places}) "
+            "ORDER BY id", names,
+        ):
+            marks[profile].rules.append(Rule(Action(action), Field(on), value))
+        return marks
 
     def starred(self, profile: str) -> list[tuple[Paper, datetime]]:
         rows = self.conn.execute(
