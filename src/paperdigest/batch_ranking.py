@@ -25,7 +25,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from paperdigest.ranking import STEM_MARK, Ranker, _add_distinct, _excess, _l2_rows, _top_order
+from paperdigest.ranking import (
+    STEM_MARK,
+    Ranker,
+    _add_distinct,
+    _excess,
+    _l2_rows,
+    _top_order,
+    linked_stars,
+)
 from paperdigest.recommend import RankedRow
 from paperdigest.term_embedding import TermVectors, unit_rows
 
@@ -52,6 +60,10 @@ class ProfileRows:
     dismissed: np.ndarray
     background_out: np.ndarray
     candidates_out: np.ndarray
+
+
+# Up to this many stars, interests are found by squaring a dense reachability table.
+_SMALL_GRAPH = 64
 
 
 class BatchUnsupported(ValueError):
@@ -211,17 +223,23 @@ class BatchRanker:
 
     # -- fitting a profile (the parts that are its own) -----------------------------------
 
-    def _interests(self, stars: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """Each star's interest label and its weight pw, as ``Ranker.fit`` makes them."""
+    def _interests(self, stars: sp.csr_matrix) -> np.ndarray:
+        """Each star's weight pw, as ``Ranker.fit`` makes it from its interests."""
         n = stars.shape[0]
-        # Dense: a (stars x stars) table is tiny, and the threshold is positive, so this is
-        # the sparse comparison Ranker makes.
-        linked = np.asarray((stars @ stars.T).toarray()) >= self.r.interest_threshold
-        _, labels = connected_components(linked, directed=False)
-        sizes = np.bincount(labels).astype(np.float32)
-        w = np.ones(n, np.float32)
-        pw = w * sizes[labels] ** (float(self.r.interest_power) - 1.0)
-        return labels, pw / pw.sum()
+        linked = linked_stars(stars, self.r.interest_threshold)
+        if n <= _SMALL_GRAPH:  # each star's interest size from the transitive closure
+            reach = (linked | np.eye(n, dtype=bool)).astype(np.float32)
+            while True:
+                wider = ((reach @ reach) > 0).astype(np.float32)
+                if np.array_equal(wider, reach):
+                    break
+                reach = wider
+            size_of = reach.sum(axis=1).astype(np.float32)
+        else:
+            _, labels = connected_components(linked, directed=False)
+            size_of = np.bincount(labels).astype(np.float32)[labels]
+        pw = np.ones(n, np.float32) * size_of ** (float(self.r.interest_power) - 1.0)
+        return pw / pw.sum()
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -296,10 +314,10 @@ class BatchRanker:
         p: ProfileRows,
     ) -> _Fit:
         stars = words[p.stars]
-        labels, pw = self._interests(stars)
+        pw = self._interests(stars)
         out = np.asarray(p.background_out, np.int64)
         k = len(out)
-        fit = _Fit(k=k, out=out, stars=stars, pw=pw, labels=labels,
+        fit = _Fit(k=k, out=out, stars=stars, pw=pw,
                    dismissed=words[p.dismissed])
         fit.word_cols = self.words.profile_columns(stars, pw, out)
         if self.titles is not None and titles is not None:
@@ -456,7 +474,6 @@ class _Fit:
     out: np.ndarray
     stars: sp.csr_matrix
     pw: np.ndarray
-    labels: np.ndarray
     dismissed: sp.csr_matrix
     word_cols: tuple = ()
     title_cols: tuple | None = None
