@@ -540,13 +540,14 @@ def send_many(
             seconds["rank"] += clock() - started
             if not chunk:
                 break
-            for name, selection in chunk:
-                started = clock()
-                letter = _prepare(store, settings, by_name[name], days[name], selection,
-                                  shared, force, now, sender, ttl, report, claims)
-                seconds["ledger"] += clock() - started
+            started = clock()
+            letters = _prepare(store, settings, by_name, days, chunk, shared, force, now,
+                               sender, ttl, report, claims)
+            seconds["ledger"] += clock() - started
+            for name, letter in letters:
                 if letter is None:
-                    advance("skipped" if name in report.skipped else "empty")
+                    advance("skipped" if name in report.skipped
+                            else "failed" if name in report.failed else "empty")
                     continue
                 message_ids[name] = letter.message_id
                 renderers.submit(name, _Letter(
@@ -611,9 +612,9 @@ class _Prepared:
 def _prepare(
     store: Store,
     settings: Settings,
-    profile: ProfileSettings,
-    day: date,
-    selection: Selection,
+    by_name: dict[str, ProfileSettings],
+    days: dict[str, date],
+    chunk: Sequence[tuple[str, Selection]],
     shared: _DayCache,
     force: bool,
     now: datetime,
@@ -621,48 +622,64 @@ def _prepare(
     ttl,
     report: BulkReport,
     claims: dict[str, int],
-) -> _Prepared | None:
-    """Claim the profile's day and fix its digest (saved to the ledger before sending), as
-    delivery.send_digests does; None when there is nothing to send (the report says why).
-    The batch's picks are saved in the claim's own transaction."""
-    name = profile.name
-    ranked = assemble_digest(  # as service.build_digest, from the batch's selection
-        day, name, [item_from(p) for p in selection.picks],
-        trending=shared.trending(name, day),
-        personalised=selection.personalised,
-        followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
-        window_note=shared.note(day),
-    )
-    # --force on a day that went out repeats what went out, not a new ranking.
-    repeat = bool(force and _sent_items(store, name, day))
-    try:
-        claimed = ledger_api.claim(
-            store, name, day, now=now, domain=domain_of(sender), force=force, ttl=ttl,
-            items=None if repeat else [(i.pk, i.score, i.reason) for i in ranked.shown],
+) -> list[tuple[str, _Prepared | None]]:
+    """Claim each profile's day and fix its digest (saved to the ledger before sending),
+    as delivery.send_digests does, for a chunk of profiles at once: the claims and the
+    batch's picks are written in one transaction. None for a profile with nothing to send
+    (the report says why)."""
+    ranked = {  # as service.build_digest, from the batch's selection
+        name: assemble_digest(
+            days[name], name, [item_from(p) for p in selection.picks],
+            trending=shared.trending(name, days[name]),
+            personalised=selection.personalised,
+            followed=[item_for(paper, 0.0, reason) for paper, reason in selection.followed],
+            window_note=shared.note(days[name]),
         )
-    except AlreadySentError as exc:
-        report.skipped[name] = str(exc)
-        return None
-    if claimed.took_over is not None:
-        log.warning("%s: took over the %s claim of %s, which is no longer running", name,
-                    day, claimed.took_over)
-    try:
-        digest = ranked
-        if claimed.resend or repeat:
-            # What may already be out (or went out) is repeated, not re-ranked.
-            digest = build_for(store, settings, name, day, claimed.id if claimed.resend
-                               else None)
-            if not claimed.resend:
-                ledger_api.save_items(
-                    store, claimed.id, [(i.pk, i.score, i.reason) for i in digest.shown]
-                )
-        if not digest.shown and not profile.send_empty:
-            why = empty_reason(settings)
-            ledger_api.mark_empty(store, claimed.id, why)
-            report.empty[name] = why
-            return None
-    except BaseException:
-        ledger_api.mark_failed(store, claimed.id, "run stopped before sending")
-        raise
-    claims[name] = claimed.id
-    return _Prepared(digest, claimed.message_id)
+        for name, selection in chunk
+    }
+    # --force on a day that went out repeats what went out, not a new ranking.
+    repeat = {name for name in ranked if force and _sent_items(store, name, days[name])}
+    results = ledger_api.claim_many(
+        store,
+        [(name, days[name],
+          None if name in repeat else [(i.pk, i.score, i.reason) for i in digest.shown])
+         for name, digest in ranked.items()],
+        now=now, domain=domain_of(sender), force=force, ttl=ttl,
+    )
+    # Held from here: a stopped run releases every claim in `claims` (send_many).
+    claims.update((c.profile, c.id) for c in results if not isinstance(c, AlreadySentError))
+    prepared: list[tuple[str, _Prepared | None]] = []
+    for (name, digest), claimed in zip(ranked.items(), results, strict=True):
+        if isinstance(claimed, AlreadySentError):
+            report.skipped[name] = str(claimed)
+            prepared.append((name, None))
+            continue
+        day = days[name]
+        if claimed.took_over is not None:
+            log.warning("%s: took over the %s claim of %s, which is no longer running", name,
+                        day, claimed.took_over)
+        try:
+            if claimed.resend or name in repeat:
+                # What may already be out (or went out) is repeated, not re-ranked.
+                digest = build_for(store, settings, name, day, claimed.id if claimed.resend
+                                   else None)
+                if not claimed.resend:
+                    ledger_api.save_items(
+                        store, claimed.id, [(i.pk, i.score, i.reason) for i in digest.shown]
+                    )
+            if not digest.shown and not by_name[name].send_empty:
+                why = empty_reason(settings)
+                ledger_api.mark_empty(store, claimed.id, why)
+                del claims[name]
+                report.empty[name] = why
+                prepared.append((name, None))
+                continue
+        except Exception as exc:  # this profile's day only: the others go on
+            why = f"cannot prepare the digest: {exc}"
+            record_quietly(ledger_api.mark_failed, store, claimed.id, why)
+            del claims[name]
+            report.failed[name] = why
+            prepared.append((name, None))
+            continue
+        prepared.append((name, _Prepared(digest, claimed.message_id)))
+    return prepared

@@ -359,68 +359,115 @@ def claim(
     `items`, when the caller knows the picks already, are saved in the same transaction
     (as save_items), unless the claim is a resend, which repeats the picks saved before.
     """
+    result = claim_many(store, [(profile, day, items)], now=now, domain=domain, force=force,
+                        ttl=ttl, holder=holder)[0]
+    if isinstance(result, AlreadySentError):
+        raise result
+    return result
+
+
+def claim_many(
+    store: Store,
+    wanted: Sequence[tuple[str, date, Sequence[tuple[int, float, str]] | None]],
+    *,
+    now: datetime,
+    domain: str = "paperdigest.invalid",
+    force: bool = False,
+    ttl: timedelta = DEFAULT_TTL,
+    holder: Holder | None = None,
+) -> list[Claim | AlreadySentError]:
+    """`claim` for several (profile, day, items) in one transaction (one disk sync for a
+    whole chunk of a batch): each gets its Claim, or the AlreadySentError that says why
+    not. Claims taken together are held together: if this process dies, all of them are
+    taken over as one."""
     me = holder or Holder.current()
-    _write_unrecorded(store)  # committed on its own: the claim below may refuse
-    took_over = take_over_stale(store, profile, day, now=now, ttl=ttl, holder=me)
-    key: ClaimKey | None = None
+    _write_unrecorded(store)  # committed on its own: a claim below may refuse
+    took_over = [take_over_stale(store, profile, day, now=now, ttl=ttl, holder=me)
+                 for profile, day, _ in wanted]
+    keys: list[ClaimKey] = []
+    results: list[Claim | AlreadySentError] = []
     try:
         with store.transaction() as conn:
-            rows = conn.execute(
-                "SELECT * FROM digests WHERE profile = ? AND digest_date = ? ORDER BY id",
-                (profile, day.isoformat()),
-            ).fetchall()
-            for row in rows:
-                if row["status"] == SENDING:
-                    holder_text = _row_holder(row) or "another paperdigest process"
-                    raise AlreadySentError(
-                        f"the {day} digest for {profile!r} is being sent by another paperdigest "
-                        f"process ({holder_text}, since "
-                        f"{row['claimed_at'] or row['created_at']}); not sending it twice"
-                    )
-            sent = [row for row in rows if row["status"] == SENT]
-            if sent and not force:
-                raise AlreadySentError(
-                    f"the {day} digest for {profile!r} was already sent at {sent[-1]['sent_at']}; "
-                    "use --force to send it again"
-                )
-            reuse = rows[-1] if rows and not force and rows[-1]["status"] != SENT else None
-            if reuse is not None and reuse["maybe_count"] >= MAX_MAYBE:
-                raise AlreadySentError(
-                    f"the {day} digest for {profile!r} may have been delivered "
-                    f"{reuse['maybe_count']} times already (the server never confirmed); "
-                    "not sending another copy; use --force to send it again"
-                )
-            if reuse is not None:
-                conn.execute(
-                    "UPDATE digests SET status = 'sending', holder_pid = ?, holder_host = ?, "
-                    "holder_start = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",
-                    (me.pid, me.host, me.start, _iso(now), reuse["id"]),
-                )
-                row_id, message_id = reuse["id"], reuse["message_id"]
-                resend = reuse["maybe_count"] > 0
-            else:
-                cursor = conn.execute(
-                    "INSERT INTO digests(profile, digest_date, status, created_at, claimed_at, "
-                    "holder_pid, holder_host, holder_start, attempts) "
-                    "VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1)",
-                    (profile, day.isoformat(), _iso(now), _iso(now), me.pid, me.host, me.start),
-                )
-                row_id, message_id, resend = int(cursor.lastrowid or 0), None, False
-            if not message_id:
-                message_id = message_id_for(_secret(store), profile, day, row_id, domain)
-                conn.execute("UPDATE digests SET message_id = ? WHERE id = ?", (message_id, row_id))
-            if items is not None and not resend:
-                _save_items(conn, row_id, items)
-            # Live before the commit: a thread of this process claiming next must find
-            # it held, not taken for a leftover of an ended run.
-            key = _key(store, row_id)
-            with _live_lock:
-                _live.add(key)
+            for (profile, day, items), gone in zip(wanted, took_over, strict=True):
+                try:
+                    results.append(_claim_row(conn, store, profile, day, now, domain, force,
+                                              me, items, gone, keys))
+                except AlreadySentError as exc:
+                    results.append(exc)
     except BaseException:
-        if key is not None:
-            with _live_lock:
-                _live.discard(key)
+        with _live_lock:
+            _live.difference_update(keys)
         raise
+    return results
+
+
+def _claim_row(
+    conn: sqlite3.Connection,
+    store: Store,
+    profile: str,
+    day: date,
+    now: datetime,
+    domain: str,
+    force: bool,
+    me: Holder,
+    items: Sequence[tuple[int, float, str]] | None,
+    took_over: Holder | None,
+    keys: list[ClaimKey],
+) -> Claim:
+    """One claim inside claim_many's transaction; raises AlreadySentError before it
+    writes anything."""
+    rows = conn.execute(
+        "SELECT * FROM digests WHERE profile = ? AND digest_date = ? ORDER BY id",
+        (profile, day.isoformat()),
+    ).fetchall()
+    for row in rows:
+        if row["status"] == SENDING:
+            holder_text = _row_holder(row) or "another paperdigest process"
+            raise AlreadySentError(
+                f"the {day} digest for {profile!r} is being sent by another paperdigest "
+                f"process ({holder_text}, since "
+                f"{row['claimed_at'] or row['created_at']}); not sending it twice"
+            )
+    sent = [row for row in rows if row["status"] == SENT]
+    if sent and not force:
+        raise AlreadySentError(
+            f"the {day} digest for {profile!r} was already sent at {sent[-1]['sent_at']}; "
+            "use --force to send it again"
+        )
+    reuse = rows[-1] if rows and not force and rows[-1]["status"] != SENT else None
+    if reuse is not None and reuse["maybe_count"] >= MAX_MAYBE:
+        raise AlreadySentError(
+            f"the {day} digest for {profile!r} may have been delivered "
+            f"{reuse['maybe_count']} times already (the server never confirmed); "
+            "not sending another copy; use --force to send it again"
+        )
+    if reuse is not None:
+        conn.execute(
+            "UPDATE digests SET status = 'sending', holder_pid = ?, holder_host = ?, "
+            "holder_start = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",
+            (me.pid, me.host, me.start, _iso(now), reuse["id"]),
+        )
+        row_id, message_id = reuse["id"], reuse["message_id"]
+        resend = reuse["maybe_count"] > 0
+    else:
+        cursor = conn.execute(
+            "INSERT INTO digests(profile, digest_date, status, created_at, claimed_at, "
+            "holder_pid, holder_host, holder_start, attempts) "
+            "VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1)",
+            (profile, day.isoformat(), _iso(now), _iso(now), me.pid, me.host, me.start),
+        )
+        row_id, message_id, resend = int(cursor.lastrowid or 0), None, False
+    if not message_id:
+        message_id = message_id_for(_secret(store), profile, day, row_id, domain)
+        conn.execute("UPDATE digests SET message_id = ? WHERE id = ?", (message_id, row_id))
+    if items is not None and not resend:
+        _save_items(conn, row_id, items)
+    # Live before the commit: a thread of this process claiming next must find it held,
+    # not taken for a leftover of an ended run.
+    key = _key(store, row_id)
+    with _live_lock:
+        _live.add(key)
+    keys.append(key)
     return Claim(row_id, profile, day, message_id, resend, took_over)
 
 
