@@ -316,3 +316,15 @@ def test_select_diversity_breaks_up_near_duplicates() -> None:
     assert list(select(scores, x, 3, diversity=0.0)) == [0, 1, 2]
     diverse = list(select(scores, x, 3, diversity=0.5))
     assert diverse[0] == 0 and 1 not in diverse[:2] and 2 not in diverse[:2]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 3000])
+def test_the_sorting_unique_gives_numpys_arrays(n: int) -> None:
+    from paperdigest.ranking import sorted_unique, unique_inverse
+
+    values = np.random.default_rng(n).integers(0, 40, n).astype(np.int32)
+    expected, inverse = np.unique(values, return_inverse=True)
+    got, got_inverse = unique_inverse(values)
+    assert got.tolist() == expected.tolist() and got.dtype == expected.dtype
+    assert got_inverse.tolist() == inverse.ravel().tolist()
+    assert sorted_unique(values).tolist() == expected.tolist()

@@ -33,6 +33,8 @@ from paperdigest.ranking import (
     _l2_rows,
     _top_order,
     linked_stars,
+    sorted_unique,
+    unique_inverse,
 )
 from paperdigest.recommend import RankedRow
 from paperdigest.term_embedding import TermVectors, unit_rows
@@ -142,12 +144,12 @@ class _LexicalChannel:
         Only its own terms are touched: nothing here is as long as the vocabulary."""
         k = len(background_out)
         owner = np.repeat(np.arange(stars.shape[0]), np.diff(stars.indptr))
-        star_terms, at = np.unique(stars.indices, return_inverse=True)
+        star_terms, at = unique_inverse(stars.indices)
         profile = np.bincount(at, weights=stars.data * pw[owner]).astype(np.float32)
         if k:
             out_rows = self.bg[background_out]
-            out_terms, out_at = np.unique(out_rows.indices, return_inverse=True)
-            terms = np.union1d(star_terms, out_terms)
+            out_terms, out_at = unique_inverse(out_rows.indices)
+            terms = sorted_unique(np.concatenate([star_terms, out_terms]))
         else:  # most profiles: none of their stars is in the background sample
             out_terms, terms = np.zeros(0, np.int64), star_terms
         s1, s2 = self.s1[terms].copy(), self.s2[terms].copy()
@@ -280,7 +282,9 @@ class BatchRanker:
             picks[col] = positions[_top_order(total, min(limit, len(positions)))]
         # The picks' cosines to every star of the block, in one product (the same sums
         # as one profile's: each entry adds the same terms in the same order).
-        rows = np.unique(np.concatenate([picks[c] for c in picks] or [np.zeros(0, np.int64)]))
+        rows = sorted_unique(
+            np.concatenate([picks[c] for c in picks] or [np.zeros(0, np.int64)])
+        )
         firsts = np.cumsum([0] + [f.stars.shape[0] for f in fits])
         star_sims = np.asarray(
             (self.cand_l2[rows] @ sp.vstack([f.stars for f in fits], format="csr").T).toarray()

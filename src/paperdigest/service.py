@@ -15,7 +15,7 @@ from paperdigest.corpus_index import CorpusIndex, DamagedIndexError, open_index
 from paperdigest.digest import Digest, assemble_digest, item_for, item_from
 from paperdigest.follows import is_muted, sort_papers
 from paperdigest.models import Paper, Pick
-from paperdigest.ranking import Ranker
+from paperdigest.ranking import Ranker, sorted_unique
 from paperdigest.recommend import RankedRow, background_rows, rank_rows
 from paperdigest.store import Store
 from paperdigest.window import fallback_note, fallen_back_to
@@ -185,7 +185,7 @@ def _positions(sorted_rows: np.ndarray, rows: Sequence[int]) -> np.ndarray:
     inside = at < len(sorted_rows)
     hit = np.zeros(len(rows), bool)
     hit[inside] = sorted_rows[at[inside]] == rows[inside]
-    return np.unique(at[hit])
+    return sorted_unique(at[hit])
 
 
 @dataclass(frozen=True)
