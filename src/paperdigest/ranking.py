@@ -514,12 +514,16 @@ def select(
     return np.asarray(picked, dtype=np.intp)
 
 
-def linked_stars(stars: sp.csr_matrix, threshold: float) -> np.ndarray:
+def linked_stars(
+    stars: sp.csr_matrix,
+    threshold: float,
+    terms_at: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """(stars x stars) booleans: which pairs of (L2-normalised) stars have a cosine of at
     least `threshold`. A few stars are multiplied densely on their own terms, which costs
     a tenth of the sparse product; both rankers call this, so they link the same pairs."""
     n = stars.shape[0]
-    terms, at = unique_inverse(stars.indices)
+    terms, at = terms_at or unique_inverse(stars.indices)  # given: the caller's own
     if n * len(terms) > _DENSE_LIMIT:
         return np.asarray((stars @ stars.T).toarray()) >= threshold
     dense = np.zeros((n, len(terms)), np.float64)
