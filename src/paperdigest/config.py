@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -298,8 +299,19 @@ class Settings(BaseSettings):
         # Environment beats the file; init keywords (tests) beat both.
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
+    # By name, for profile(): a batch of 100,000 profiles looks each one up (a scan per
+    # lookup made that quadratic). Rebuilt when the list is replaced or changes length.
+    _by_name: dict[str, ProfileSettings] = PrivateAttr(default_factory=dict)
+    _by_name_of: tuple[int, int] = PrivateAttr(default=(0, -1))
+
     def profile(self, name: str) -> ProfileSettings | None:
-        return next((p for p in self.profiles if p.name == name), None)
+        """The [[profiles]] entry of that name (the first, if two share it)."""
+        if self._by_name_of != (id(self.profiles), len(self.profiles)):
+            self._by_name = {}
+            for entry in self.profiles:
+                self._by_name.setdefault(entry.name, entry)
+            self._by_name_of = (id(self.profiles), len(self.profiles))
+        return self._by_name.get(name)
 
     def min_score(self, name: str) -> float | None:
         """The profile's own min_score, else the [digest] one."""
