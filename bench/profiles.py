@@ -141,6 +141,8 @@ def write_config(path: Path, port: int, names: list[str], connections: int) -> N
         "[smtp]", 'host = "127.0.0.1"', f"port = {port}", 'security = "none"',
         'sender = "digest@bench.invalid"', "retries = 2", "backoff = 0.1",
         f"connections = {connections}", "", "[digest]", "trending = 0", "",
+        # Links in every message, as a deployment with `paperdigest serve` sends them.
+        "[web]", 'base_url = "https://papers.bench.invalid"', "",
     ]
     for name in names:
         lines += ["[[profiles]]", f'name = "{name}"', f'email = "{name}@bench.invalid"']

@@ -76,7 +76,7 @@ from paperdigest.service import (
 )
 from paperdigest.store import Store
 from paperdigest.subscriptions import unsubscribed_profiles, why_skipped
-from paperdigest.web.links import EmailLinks, email_links
+from paperdigest.web.links import EmailLinks, signer_for
 
 log = logging.getLogger(__name__)
 
@@ -351,12 +351,13 @@ def render_letter(letter: _Letter) -> _Rendered:
     rendered = render_digest(letter.digest, env, letter.subject,  # type: ignore[arg-type]
                              links=letter.links, mailed=True)
     links = letter.links
+    html = inline_css(rendered.html)
     message = build_message(rendered, sender=letter.sender, recipients=letter.recipients,
                             profile=letter.digest.profile, now=letter.now,
                             message_id=letter.message_id, from_name=letter.from_name,
-                            unsubscribe_url=links.unsubscribe if links is not None else None)
-    return _Rendered(message_bytes(message), rendered.subject, inline_css(rendered.html),
-                     rendered.text)
+                            unsubscribe_url=links.unsubscribe if links is not None else None,
+                            inlined_html=html)
+    return _Rendered(message_bytes(message), rendered.subject, html, rendered.text)
 
 
 class _Renderers:
@@ -524,6 +525,9 @@ def send_many(
         since = since_last_digest(last[0] if last and last[0] < day else None, newest[day])
         readers.append(Reader(name, day, since, settings.min_score(name)))
     shared = _DayCache(store, settings)
+    # One signer for the run (web.links.email_links reads the secret key each time).
+    base_url = settings.web.base_url
+    signer = signer_for(settings, store.path.parent) if base_url is not None else None
     if render_processes is None:
         spare = max(1, (os.cpu_count() or 1) - 1)
         render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
@@ -554,7 +558,8 @@ def send_many(
                     letter.digest, cfg.subject, templates, sender,
                     tuple(to) or tuple(by_name[name].email), now, letter.message_id,
                     settings.smtp.from_name,
-                    email_links(settings, store.path.parent, name, days[name]),
+                    EmailLinks(base_url, signer, name, days[name])
+                    if base_url is not None and signer is not None else None,
                 ))
             started = clock()
             hand_over()

@@ -378,15 +378,17 @@ def _job(
     digest = build_for(store, settings, profile.name, day, repeat)
     links = email_links(settings, store.path.parent, profile.name, day)
     rendered = render_digest(digest, env, settings.digest.subject, links=links, mailed=True)
+    html = inline_css(rendered.html)
     message = build_message(
         rendered, sender=sender, recipients=recipients, profile=profile.name, now=now,
         message_id=claimed.message_id if claimed is not None else None,
         from_name=settings.smtp.from_name,
         unsubscribe_url=links.unsubscribe if links is not None else None,
+        inlined_html=html,
     )
     if claimed is not None:
         # Kept for "view in browser" and `preview`; it counts once the row says it went out.
-        keep_copy(store, claimed.id, rendered.subject, inline_css(rendered.html), rendered.text)
+        keep_copy(store, claimed.id, rendered.subject, html, rendered.text)
     return _Job(
         profile=profile,
         day=day,

@@ -106,6 +106,7 @@ def build_message(
     message_id: str | None = None,
     from_name: str | None = None,
     unsubscribe_url: str | None = None,
+    inlined_html: str | None = None,
 ) -> EmailMessage:
     """multipart/alternative: the rendered text, then the HTML with its CSS inlined.
 
@@ -113,7 +114,8 @@ def build_message(
     one; without it (a dry run) a random one is made. With `unsubscribe_url` (a signed
     link to `paperdigest serve`), the message carries RFC 8058 one-click unsubscribe
     headers; without it, none, since no one would read a mailto request (the footer says
-    how to stop the mail instead)."""
+    how to stop the mail instead). `inlined_html`: inline_css(rendered.html), when the
+    caller has it already."""
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = from_header(sender, from_name)
     message["To"] = ", ".join(one_line(r) for r in recipients)
@@ -133,7 +135,8 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text, subtype="plain", cte="quoted-printable")
     message.add_alternative(
-        inline_css(rendered.html), subtype="html", cte="quoted-printable"
+        inlined_html if inlined_html is not None else inline_css(rendered.html),
+        subtype="html", cte="quoted-printable",
     )
     return message
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -13,28 +14,42 @@ from paperdigest.web.tokens import Signer
 
 @dataclass(frozen=True)
 class EmailLinks:
+    """The links of one email. Each is signed once and reused: the HTML part, the text
+    part and the List-Unsubscribe header carry the same ones (signing is most of the
+    cost of rendering a digest with links)."""
+
     base_url: str
     signer: Signer
     profile: str
     day: date
+    _signed: dict[tuple[str, int], str] = field(default_factory=dict, compare=False,
+                                                repr=False)
+
+    def _link(self, kind: str, pk: int, sign: Callable[[], str]) -> str:
+        key = (kind, pk)
+        if key not in self._signed:
+            self._signed[key] = f"{self.base_url}/{kind[0]}/{sign()}"
+        return self._signed[key]
 
     def star(self, paper_pk: int) -> str:
-        return f"{self.base_url}/a/{self.signer.action(self.profile, paper_pk, 'star')}"
+        return self._link("a-star", paper_pk,
+                          lambda: self.signer.action(self.profile, paper_pk, "star"))
 
     def dismiss(self, paper_pk: int) -> str:
-        return f"{self.base_url}/a/{self.signer.action(self.profile, paper_pk, 'dismiss')}"
+        return self._link("a-dismiss", paper_pk,
+                          lambda: self.signer.action(self.profile, paper_pk, "dismiss"))
 
     @property
     def view(self) -> str:
-        return f"{self.base_url}/d/{self.signer.digest(self.profile, self.day)}"
+        return self._link("d", 0, lambda: self.signer.digest(self.profile, self.day))
 
     @property
     def papers(self) -> str:
-        return f"{self.base_url}/p/{self.signer.papers(self.profile)}"
+        return self._link("p", 0, lambda: self.signer.papers(self.profile))
 
     @property
     def unsubscribe(self) -> str:
-        return f"{self.base_url}/u/{self.signer.unsubscribe(self.profile)}"
+        return self._link("u", 0, lambda: self.signer.unsubscribe(self.profile))
 
 
 def signer_for(settings: Settings, data_dir: Path) -> Signer:
