@@ -190,7 +190,7 @@ def _block_columns(
     n_features = channel.bg.shape[1]
     weights: np.ndarray | sp.csc_matrix = _columns([c[0] for c in cols], n_features)
     if n_features * len(cols) <= _DENSE_WEIGHTS:
-        weights = weights.toarray()
+        weights = weights.toarray(order="C")  # row-major: the product reads a term's row
     return weights, _columns([c[1] for c in cols], n_features)
 
 
@@ -484,15 +484,14 @@ class BatchRanker:
             dense = unit_rows(given - fit.center) @ fit.dense_stars.T
             sims = sims + self.r.dense_weight * dense
         nearest = np.argmax(sims, axis=1)
+        # Per-term contribution to the cosine: product of the two tf-idf weights, for every
+        # pick and its nearest star at once (the terms they share, in term order).
+        shared = _take(block, np.asarray(chosen)).multiply(_take(fit.stars, nearest)).tocsr()
         out: list[tuple[int, tuple[str, ...]]] = []
-        for i, row in enumerate(chosen):
+        for i in range(len(chosen)):
             j = int(nearest[i])
-            # Per-term contribution to the cosine: product of the two tf-idf weights.
-            a = slice(block.indptr[row], block.indptr[row + 1])
-            b = slice(fit.stars.indptr[j], fit.stars.indptr[j + 1])
-            cols, ia, ib = np.intersect1d(block.indices[a], fit.stars.indices[b],
-                                          assume_unique=True, return_indices=True)
-            contrib = block.data[a][ia] * fit.stars.data[b][ib]
+            row = slice(shared.indptr[i], shared.indptr[i + 1])
+            cols, contrib = shared.indices[row], shared.data[row]
             terms: list[str] = []
             for t in np.lexsort((cols, -contrib)):
                 name = str(feature_names[cols[t]])

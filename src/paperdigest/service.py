@@ -311,20 +311,31 @@ def _select_block(
             limit,
             index.feature_names,
         )
-    for (reader, starred, _, _, _, followed), rows in zip(marks, ranked, strict=True):
+    chosen: dict[str, tuple[list[RankedRow], list[int], list[int | None]]] = {}
+    for (reader, starred, _, _, _, _), rows in zip(marks, ranked, strict=True):
         if rows is None or not starred:
+            continue
+        if reader.min_score is not None:  # as _ranked_picks: the top `limit`, then the cut
+            rows = [r for r in rows if r.score >= reader.min_score]
+        chosen[reader.name] = (
+            rows,
+            [int(index.pks[candidates[r.row]]) for r in rows],
+            [int(index.pks[marked[r.star_row]]) if r.star_row is not None else None
+             for r in rows],
+        )
+    # Read once for the block: readers share many picks (and a star is a paper too).
+    papers = {p.pk: p for p in store.papers(sorted(
+        {pk for _, picked, because in chosen.values() for pk in (*picked, *because)
+         if pk is not None}
+    ))}
+    for reader, _, _, _, _, followed in marks:
+        if reader.name not in chosen:
             yield reader.name, select_picks(
                 store, reader.name, limit, window_days, index=index, since=reader.since,
                 min_score=reader.min_score, today=reader.today,
             )
             continue
-        if reader.min_score is not None:  # as _ranked_picks: the top `limit`, then the cut
-            rows = [r for r in rows if r.score >= reader.min_score]
-        picked = [int(index.pks[candidates[r.row]]) for r in rows]
-        because = [int(index.pks[marked[r.star_row]]) if r.star_row is not None else None
-                   for r in rows]
-        papers = {p.pk: p for p in store.papers(
-            picked + [pk for pk in because if pk is not None])}
+        rows, picked, because = chosen[reader.name]
         yield reader.name, Selection(
             [
                 Pick(
