@@ -136,14 +136,16 @@ def make_profiles(db_dir: Path, names: list[str], seed: int) -> None:
         )
 
 
-def write_config(path: Path, port: int, names: list[str], connections: int) -> None:
+def write_config(
+    path: Path, port: int, names: list[str], connections: int, links: bool = True
+) -> None:
     lines = [
         "[smtp]", 'host = "127.0.0.1"', f"port = {port}", 'security = "none"',
         'sender = "digest@bench.invalid"', "retries = 2", "backoff = 0.1",
         f"connections = {connections}", "", "[digest]", "trending = 0", "",
-        # Links in every message, as a deployment with `paperdigest serve` sends them.
-        "[web]", 'base_url = "https://papers.bench.invalid"', "",
     ]
+    if links:  # signed links in every message, as a deployment with `serve` sends them
+        lines += ["[web]", 'base_url = "https://papers.bench.invalid"', ""]
     for name in names:
         lines += ["[[profiles]]", f'name = "{name}"', f'email = "{name}@bench.invalid"']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -232,6 +234,8 @@ def main() -> None:
                         help="extra profiles sent one at a time, for the ratio")
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--no-links", action="store_true",
+                        help="mail without web.base_url (no signed links), as before issue 13")
     parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # the child process
@@ -253,7 +257,7 @@ def main() -> None:
 
     port = free_port()
     config = work / "config.toml"
-    write_config(config, port, names, args.connections)
+    write_config(config, port, names, args.connections, links=not args.no_links)
     count = multiprocessing.Value("q", 0)
     ready = multiprocessing.Event()
     server = multiprocessing.Process(target=_serve, args=(port, count, ready), daemon=True)
