@@ -229,7 +229,6 @@ class BatchRanker:
             self.bg_title_norms = _row_norms(self.titles.bg)
             self.bg_title_sq = _sq(self.titles.bg)
         self._init_dense()
-        self._block: dict[str, tuple] = {}
 
     def _init_dense(self) -> None:
         te = self.r.term_embedding
@@ -300,14 +299,13 @@ class BatchRanker:
         titles = None if marked.titles is None else _l2_rows(marked.titles)
         fits = [self._fit(words, titles, marked.vectors, profiles[i]) for i in todo]
         # The block's term weights, built once for the background and the candidates.
-        self._block = {"words": _block_columns(self.words, [f.word_cols for f in fits])}
+        block = {"words": _block_columns(self.words, [f.word_cols for f in fits])}
         if self.titles is not None and all(f.title_cols is not None for f in fits):
-            self._block["titles"] = _block_columns(self.titles, [f.title_cols for f in fits])
+            block["titles"] = _block_columns(self.titles, [f.title_cols for f in fits])
         # Each channel's scale over each profile's own background, then today's scores.
-        self._fit_scales(fits)
-        scores = self._score(fits, self.cand_words, self.cand_norms, self.cand_sq,
+        self._fit_scales(fits, block)
+        scores = self._score(fits, block, self.cand_words, self.cand_norms, self.cand_sq,
                              self._cand_titles(), self._cand_dense())
-        self._block = {}
         picks: dict[int, np.ndarray] = {}
         for col, i in enumerate(todo):
             keep = np.ones(scores.shape[0], bool)
@@ -377,12 +375,13 @@ class BatchRanker:
             fit.dense_dismissed = unit_rows(np.asarray(dis_vec, np.float32) - fit.center)
         return fit
 
-    def _fit_scales(self, fits: list[_Fit]) -> None:
+    def _fit_scales(self, fits: list[_Fit], block: dict[str, tuple]) -> None:
         bg_titles = None
         if self.titles is not None:
             bg_titles = (self.titles.bg, self.bg_title_norms, self.bg_title_sq)
         dense = None if self.term_vectors is None else (self.bg_vec, self.bg_vec_sq)
-        parts = self._channels(fits, self.words.bg, self.bg_norms, self.bg_sq, bg_titles, dense)
+        parts = self._channels(fits, block, self.words.bg, self.bg_norms, self.bg_sq,
+                               bg_titles, dense)
         for col, fit in enumerate(fits):
             fit.lex_scale = _masked_scale(parts["words"][:, col], fit.out)
             if "titles" in parts:
@@ -390,8 +389,8 @@ class BatchRanker:
             if "dense" in parts:
                 fit.dense_scale = _masked_scale(parts["dense"][:, col], fit.out)
 
-    def _score(self, fits, words, norms, sq, titles, dense) -> np.ndarray:
-        parts = self._channels(fits, words, norms, sq, titles, dense)
+    def _score(self, fits, block, words, norms, sq, titles, dense) -> np.ndarray:
+        parts = self._channels(fits, block, words, norms, sq, titles, dense)
         if len(parts) == 1:
             return parts["words"]  # Ranker.score: one channel is not standardised
         total = np.empty_like(parts["words"])
@@ -406,19 +405,19 @@ class BatchRanker:
                 total[:, col] += self.r.title_weight * (parts["titles"][:, col] - mean) / sd
         return total
 
-    def _channels(self, fits, words, norms, sq, titles, dense) -> dict[str, np.ndarray]:
+    def _channels(self, fits, block, words, norms, sq, titles, dense) -> dict[str, np.ndarray]:
         """Per channel, the (rows x profiles) raw channel score of ``Ranker``."""
         parts = {
             "words": self._lexical(
-                self.words, words, norms, sq, self._block["words"],
+                self.words, words, norms, sq, block["words"],
                 [f.stars for f in fits], [f.dismissed for f in fits], fits,
             )
         }
-        if titles is not None and "titles" in self._block:
+        if titles is not None and "titles" in block:
             t_words, t_norms, t_sq = titles
             assert self.titles is not None
             parts["titles"] = self._lexical(
-                self.titles, t_words, t_norms, t_sq, self._block["titles"],
+                self.titles, t_words, t_norms, t_sq, block["titles"],
                 [f.title_stars for f in fits], [f.title_dismissed for f in fits], fits,
             )
         if dense is not None:
