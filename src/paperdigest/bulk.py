@@ -69,6 +69,7 @@ from paperdigest.render import make_environment, render_digest
 from paperdigest.service import (
     Reader,
     Selection,
+    last_digest_before,
     select_picks_many,
     since_last_digest,
     unmuted_trending,
@@ -76,7 +77,7 @@ from paperdigest.service import (
 )
 from paperdigest.store import Store
 from paperdigest.subscriptions import unsubscribed_profiles, why_skipped
-from paperdigest.web.links import EmailLinks, signer_for
+from paperdigest.web.links import EmailLinks, links_maker
 
 log = logging.getLogger(__name__)
 
@@ -521,13 +522,10 @@ def send_many(
     readers = []
     for name in fresh:
         day = days[name]
-        last = store.last_sent_digest(name)
-        since = since_last_digest(last[0] if last and last[0] < day else None, newest[day])
+        since = since_last_digest(last_digest_before(store, name, day), newest[day])
         readers.append(Reader(name, day, since, settings.min_score(name)))
     shared = _DayCache(store, settings)
-    # One signer for the run (web.links.email_links reads the secret key each time).
-    base_url = settings.web.base_url
-    signer = signer_for(settings, store.path.parent) if base_url is not None else None
+    links_for = links_maker(settings, store.path.parent)
     if render_processes is None:
         spare = max(1, (os.cpu_count() or 1) - 1)
         render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
@@ -558,8 +556,7 @@ def send_many(
                     letter.digest, cfg.subject, templates, sender,
                     tuple(to) or tuple(by_name[name].email), now, letter.message_id,
                     settings.smtp.from_name,
-                    EmailLinks(base_url, signer, name, days[name])
-                    if base_url is not None and signer is not None else None,
+                    links_for(name, days[name]),
                 ))
             started = clock()
             hand_over()

@@ -29,18 +29,23 @@ class Selection:
     followed: tuple[tuple[Paper, str], ...] = ()
 
 
-def window_start(
-    store: Store, last_sent: date | None, today: date | None = None
-) -> date | None:
-    """The first listing day a digest covers beyond the window: the day of the profile's
-    last sent digest, so a weekly reader gets the whole week and nothing older. A store
-    that has nothing listed since then (never refreshed, like the offline seed corpus)
-    keeps the plain window, so its digest is not empty."""
-    return since_last_digest(last_sent, store.newest_listed(today))
+def window_start(store: Store, profile: str, day: date) -> date | None:
+    """The first listing day the profile's digest of `day` covers beyond the window: the
+    day of its last sent digest, so a weekly reader gets the whole week and nothing older.
+    A store that has nothing listed since then (never refreshed, like the offline seed
+    corpus) keeps the plain window, so its digest is not empty."""
+    return since_last_digest(last_digest_before(store, profile, day), store.newest_listed(day))
+
+
+def last_digest_before(store: Store, profile: str, day: date) -> date | None:
+    """The day of the profile's latest sent digest before `day`."""
+    last = store.last_sent_digest(profile)
+    return last[0] if last and last[0] < day else None
 
 
 def since_last_digest(last_sent: date | None, newest_listed: date | None) -> date | None:
-    """window_start, given the newest listing day up to today."""
+    """window_start, given the last digest's day and the newest listing day up to today
+    (a batch reads that once a day)."""
     if last_sent is None or newest_listed is None or last_sent > newest_listed:
         return None
     return last_sent
@@ -363,8 +368,7 @@ def build_digest(
 ) -> Digest:
     """The digest of `day`: papers listed since the profile's last sent digest (at most
     `window_days` back), followed ones first, muted ones nowhere."""
-    last = store.last_sent_digest(profile)
-    since = window_start(store, last[0] if last and last[0] < day else None, day)
+    since = window_start(store, profile, day)
     selection = select_picks(
         store, profile, picks, window_days, progress=progress, since=since,
         min_score=min_score, today=day,

@@ -58,6 +58,15 @@ def signer_for(settings: Settings, data_dir: Path) -> Signer:
 
 def email_links(settings: Settings, data_dir: Path, profile: str, day: date) -> EmailLinks | None:
     """None without `web.base_url`: there is nothing for the links to reach."""
-    if settings.web.base_url is None:
-        return None
-    return EmailLinks(settings.web.base_url, signer_for(settings, data_dir), profile, day)
+    return links_maker(settings, data_dir)(profile, day)
+
+
+def links_maker(
+    settings: Settings, data_dir: Path
+) -> Callable[[str, date], EmailLinks | None]:
+    """email_links for many emails (a batch): the secret key is read once."""
+    base_url = settings.web.base_url
+    if base_url is None:
+        return lambda profile, day: None
+    signer = signer_for(settings, data_dir)
+    return lambda profile, day: EmailLinks(base_url, signer, profile, day)
