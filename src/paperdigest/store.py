@@ -256,6 +256,14 @@ class FetchEntry:
     error: str | None = None
 
 
+# A digest's papers count as shown once it went out, may have gone out, or is on its way.
+_SHOWN = "(digests.status IN ('sent', 'maybe') OR digests.in_flight)"
+
+
+def _rule(row: sqlite3.Row) -> Rule:
+    return Rule(Action(row["action"]), Field(row["field"]), row["value"])
+
+
 @dataclass
 class ProfileMarks:
     """A profile's stars, dismissals, papers shown to it and rules, as paper pks."""
@@ -722,14 +730,14 @@ class Store:
         for profile, pk in self.conn.execute(
             "SELECT digests.profile, digest_items.paper_pk FROM digest_items JOIN digests "
             f"ON digests.id = digest_items.digest_id WHERE digests.profile IN ({places}) "
-            "AND (digests.status IN ('sent', 'maybe') OR digests.in_flight)", names,
+            f"AND {_SHOWN}", names,
         ):
             marks[profile].shown.add(pk)
-        for profile, action, on, value in self.conn.execute(
+        for row in self.conn.execute(
             f"SELECT profile, action, field, value FROM rules WHERE profile IN ({places}) "
             "ORDER BY id", names,
         ):
-            marks[profile].rules.append(Rule(Action(action), Field(on), value))
+            marks[row["profile"]].rules.append(_rule(row))
         return marks
 
     def starred(self, profile: str) -> list[tuple[Paper, datetime]]:
@@ -755,8 +763,7 @@ class Store:
             for (pk,) in self.conn.execute(
                 "SELECT digest_items.paper_pk FROM digest_items JOIN digests "
                 "ON digests.id = digest_items.digest_id "
-                "WHERE digests.profile = ? AND (digests.status IN ('sent', 'maybe') "
-                "OR digests.in_flight)",
+                f"WHERE digests.profile = ? AND {_SHOWN}",
                 (profile,),
             )
         }
@@ -800,8 +807,8 @@ class Store:
     def rules(self, profile: str) -> list[Rule]:
         """The profile's rules, oldest first."""
         return [
-            Rule(Action(action), Field(field), value)
-            for action, field, value in self.conn.execute(
+            _rule(row)
+            for row in self.conn.execute(
                 "SELECT action, field, value FROM rules WHERE profile = ? ORDER BY id",
                 (profile,),
             )
