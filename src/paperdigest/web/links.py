@@ -22,34 +22,35 @@ class EmailLinks:
     signer: Signer
     profile: str
     day: date
-    _signed: dict[tuple[str, int], str] = field(default_factory=dict, compare=False,
-                                                repr=False)
+    _signed: dict[tuple[str, str, int], str] = field(default_factory=dict, compare=False,
+                                                     repr=False)
 
-    def _link(self, kind: str, pk: int, sign: Callable[[], str]) -> str:
-        key = (kind, pk)
+    def _link(self, path: str, what: str, pk: int, sign: Callable[[], str]) -> str:
+        """base_url/path/token, the token signed on first use."""
+        key = (path, what, pk)
         if key not in self._signed:
-            self._signed[key] = f"{self.base_url}/{kind[0]}/{sign()}"
+            self._signed[key] = f"{self.base_url}/{path}/{sign()}"
         return self._signed[key]
 
     def star(self, paper_pk: int) -> str:
-        return self._link("a-star", paper_pk,
+        return self._link("a", "star", paper_pk,
                           lambda: self.signer.action(self.profile, paper_pk, "star"))
 
     def dismiss(self, paper_pk: int) -> str:
-        return self._link("a-dismiss", paper_pk,
+        return self._link("a", "dismiss", paper_pk,
                           lambda: self.signer.action(self.profile, paper_pk, "dismiss"))
 
     @property
     def view(self) -> str:
-        return self._link("d", 0, lambda: self.signer.digest(self.profile, self.day))
+        return self._link("d", "", 0, lambda: self.signer.digest(self.profile, self.day))
 
     @property
     def papers(self) -> str:
-        return self._link("p", 0, lambda: self.signer.papers(self.profile))
+        return self._link("p", "", 0, lambda: self.signer.papers(self.profile))
 
     @property
     def unsubscribe(self) -> str:
-        return self._link("u", 0, lambda: self.signer.unsubscribe(self.profile))
+        return self._link("u", "", 0, lambda: self.signer.unsubscribe(self.profile))
 
 
 def signer_for(settings: Settings, data_dir: Path) -> Signer:
