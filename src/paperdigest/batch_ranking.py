@@ -68,6 +68,8 @@ class ProfileRows:
 _DENSE_WEIGHTS = 16_000_000
 # Up to this many stars, interests are found by squaring a dense reachability table.
 _SMALL_GRAPH = 64
+# Profiles whose picks' cosines to their stars are computed in one product.
+_SIMS_GROUP = 16
 
 
 class BatchUnsupported(ValueError):
@@ -306,32 +308,45 @@ class BatchRanker:
         self._fit_scales(fits, block)
         scores = self._score(fits, block, self.cand_words, self.cand_norms, self.cand_sq,
                              self._cand_titles(), self._cand_dense())
-        picks: dict[int, np.ndarray] = {}
+        picks: list[np.ndarray] = []
         for col, i in enumerate(todo):
             keep = np.ones(scores.shape[0], bool)
             keep[profiles[i].candidates_out] = False
             positions = np.flatnonzero(keep)
             total = scores[positions, col]
-            picks[col] = positions[_top_order(total, min(limit, len(positions)))]
-        # The picks' cosines to every star of the block, in one product (the same sums
-        # as one profile's: each entry adds the same terms in the same order).
-        rows = sorted_unique(
-            np.concatenate([picks[c] for c in picks] or [np.zeros(0, np.int64)])
-        )
-        firsts = np.cumsum([0] + [f.stars.shape[0] for f in fits])
-        star_sims = np.asarray(
-            (self.cand_l2[rows] @ sp.vstack([f.stars for f in fits], format="csr").T).toarray()
-        )
+            picks.append(positions[_top_order(total, min(limit, len(positions)))])
+        star_sims = self._pick_star_sims([f.stars for f in fits], picks)
         for col, i in enumerate(todo):
             p, fit, chosen = profiles[i], fits[col], picks[col]
-            sims = star_sims[np.searchsorted(rows, chosen), firsts[col] : firsts[col + 1]]
-            reasons = self._explain(fit, chosen, sims, feature_names)
+            reasons = self._explain(fit, chosen, star_sims[col], feature_names)
             results[i] = [
                 RankedRow(row=int(c), score=float(scores[c, col]),
                           star_row=int(p.stars[star]), terms=terms)
                 for c, (star, terms) in zip(chosen, reasons, strict=True)
             ]
         return results
+
+    def _pick_star_sims(
+        self, stars: list[sp.csr_matrix], picks: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Each profile's picks' cosines to its own stars. One product per group of
+        _SIMS_GROUP profiles: one per profile costs scipy's overhead 256 times, one for
+        the block computes every pick against every star of the block, nearly all of it
+        unused. Each entry adds the same terms in the same order either way."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(picks), _SIMS_GROUP):
+            group_picks = picks[start : start + _SIMS_GROUP]
+            group_stars = stars[start : start + _SIMS_GROUP]
+            rows = sorted_unique(np.concatenate(group_picks))
+            firsts = np.cumsum([0] + [s.shape[0] for s in group_stars])
+            sims = np.asarray(
+                (self.cand_l2[rows] @ sp.vstack(group_stars, format="csr").T).toarray()
+            )
+            out.extend(
+                sims[np.searchsorted(rows, chosen), firsts[k] : firsts[k + 1]]
+                for k, chosen in enumerate(group_picks)
+            )
+        return out
 
     def _cand_titles(self) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix] | None:
         if self.titles is None:
