@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from paperdigest.bulk import RateLimit, send_many
+from paperdigest.bulk import send_many
 from paperdigest.config import ProfileSettings, Settings
 from paperdigest.delivery import ledger
 from paperdigest.mailer import open_connection
+from paperdigest.outbox import RateLimit
 from paperdigest.shards import parse_shard, shard_of, take_shard
 from paperdigest.store import Store
 from tests.mail_fixtures import QUIET, Handler, MailServer, write_config
