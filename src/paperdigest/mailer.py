@@ -12,6 +12,7 @@ LF. Both parts are quoted-printable, so the message is 7-bit clean and any serve
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import logging
 import re
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.headerregistry import HeaderRegistry, UnstructuredHeader
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import Policy
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Protocol
@@ -117,28 +118,55 @@ def build_message(
     how to stop the mail instead). `inlined_html`: inline_css(rendered.html), when the
     caller has it already."""
     message = EmailMessage(policy=MESSAGE_POLICY)
-    message["From"] = from_header(sender, from_name)
-    message["To"] = ", ".join(one_line(r) for r in recipients)
-    message["Subject"] = one_line(rendered.subject)
-    message["Date"] = format_datetime(now)
+    _set(message, "From", from_header(sender, from_name))
+    _set(message, "To", ", ".join(one_line(r) for r in recipients))
+    _set(message, "Subject", one_line(rendered.subject))
+    _set(message, "Date", format_datetime(now))
     # Short enough never to be folded onto a second line.
     token = secrets.token_hex(8)
-    message["Message-ID"] = one_line(message_id or "") or (
+    _set(message, "Message-ID", one_line(message_id or "") or (
         f"<paperdigest.{now:%Y%m%d}.{token}@{domain_of(sender)}>"
-    )
+    ))
     if unsubscribe_url is not None:
         url = one_line(unsubscribe_url)
         if not url.isascii() or any(c in url for c in "<>,"):
             raise PaperdigestError("web.base_url: not usable in a List-Unsubscribe header")
-        message["List-Unsubscribe"] = f"<{url}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(rendered.text, subtype="plain", cte="quoted-printable")
-    message.add_alternative(
-        inlined_html if inlined_html is not None else inline_css(rendered.html),
-        subtype="html", cte="quoted-printable",
-    )
+        _set(message, "List-Unsubscribe", f"<{url}>")
+        _set(message, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    _set(message, "Auto-Submitted", "auto-generated")
+    # A boundary starting "=_" never occurs in a quoted-printable body (its "=" would be
+    # "=3D"), so the generator need not search both parts for a free one.
+    _set(message, "MIME-Version", "1.0")
+    _set(message, "Content-Type",
+         f'multipart/alternative; boundary="=_paperdigest_{secrets.token_hex(16)}"')
+    message.attach(_text_part(rendered.text, "plain"))
+    message.attach(_text_part(
+        inlined_html if inlined_html is not None else inline_css(rendered.html), "html"
+    ))
     return message
+
+
+def _text_part(text: str, subtype: str) -> MIMEPart:
+    """A UTF-8 text part, quoted-printable, as `set_content(text, cte="quoted-printable")`
+    makes it (line breaks normalised to one newline each, one at the end), encoded by the
+    stdlib's C encoder (binascii) instead of the email package's pure-Python one, which
+    took a third of the time of building a digest."""
+    part = MIMEPart(policy=MESSAGE_POLICY)
+    part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
+    part.set_raw("Content-Transfer-Encoding", "quoted-printable")
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    part.set_payload(binascii.b2a_qp(body, istext=True).decode("ascii"))
+    return part
+
+
+def _set(message: EmailMessage, name: str, value: str) -> None:
+    """A header of one short ASCII line is stored as is (parsing it through the header
+    registry is a fifth of the cost of building a digest); any other goes through the
+    policy, which encodes and folds it. Values reach here on one line (one_line)."""
+    if value.isascii() and len(name) + 2 + len(value) <= MESSAGE_POLICY.max_line_length:
+        message.set_raw(name, value)
+    else:
+        message[name] = value
 
 
 def inline_css(html: str) -> str:
