@@ -34,6 +34,7 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    peer: object = None  # the client's (host, port): one per connection
 
     @property
     def message(self) -> EmailMessage:
@@ -55,7 +56,8 @@ class Handler:
             if self.reject:
                 return self.reject
             self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                         session.peer)
             )
         return "250 2.0.0 OK"
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from paperdigest.bulk import send_many
 from paperdigest.config import ProfileSettings, Settings
 from paperdigest.delivery import ledger
-from paperdigest.mailer import open_connection
+from paperdigest.errors import RunStopped
 from paperdigest.outbox import RateLimit
 from paperdigest.shards import parse_shard, shard_of, take_shard
 from paperdigest.store import Store
@@ -46,24 +47,19 @@ def _recipients(server: MailServer) -> list[str]:
     return sorted(r for received in server.received for r in received.recipients)
 
 
-@pytest.mark.parametrize("render_processes", [0, 1])
+@pytest.mark.parametrize("outbox_process", [False, True])
 def test_send_all_sends_each_reader_once_over_few_reused_connections(
-    store, plain_server, render_processes
+    store, plain_server, outbox_process
 ):
     profiles = _readers(store, 30)
     settings = Settings(smtp=plain_server.settings(connections=2), profiles=profiles)
-    opened = []
 
-    def connect(smtp):
-        opened.append(smtp)
-        return open_connection(smtp)
-
-    report = send_many(store, settings, profiles, now=NOW, connect=connect,
-                       render_processes=render_processes)
+    report = send_many(store, settings, profiles, now=NOW, outbox_process=outbox_process)
 
     assert sorted(report.sent) == [p.name for p in profiles]
     assert _recipients(plain_server) == sorted(p.email[0] for p in profiles)
-    assert len(opened) <= 2  # 30 messages, at most one connection per sender
+    # 30 messages, at most one connection per sender
+    assert len({r.peer for r in plain_server.received}) <= 2
     ids = {r.message["Message-ID"] for r in plain_server.received}
     assert ids == set(report.sent.values())  # the ledger keeps each message's id
     assert all(r.message["Subject"].startswith("paperdigest 2026-06-01")
@@ -200,11 +196,34 @@ from paperdigest.config import load_settings
 from paperdigest.store import Store
 settings = load_settings(Path(sys.argv[1]))
 with Store.open(Path(sys.argv[2])) as store:
-    send_many(store, settings, settings.profiles, now=datetime.fromisoformat(sys.argv[3]))
+    send_many(store, settings, settings.profiles, now=datetime.fromisoformat(sys.argv[3]),
+              outbox_process=sys.argv[4] == "process")
 """
 
 
-def test_a_killed_batch_resumes_without_doubling_anyone(data_dir, tmp_path, ca):
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("outbox", ["threads", "process"])
+def test_a_killed_batch_resumes_without_doubling_anyone(data_dir, tmp_path, ca, outbox):
     server = MailServer("none", ca)
     server.handler = HoldingHandler()
     server.handler.hold_after = 8
@@ -218,7 +237,8 @@ def test_a_killed_batch_resumes_without_doubling_anyone(data_dir, tmp_path, ca):
         )
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")}
         run = subprocess.Popen(
-            [sys.executable, "-c", KILLED_RUN, str(config), str(data_dir), NOW.isoformat()],
+            [sys.executable, "-c", KILLED_RUN, str(config), str(data_dir), NOW.isoformat(),
+             outbox],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 120
@@ -226,8 +246,16 @@ def test_a_killed_batch_resumes_without_doubling_anyone(data_dir, tmp_path, ca):
             assert run.poll() is None, run.stderr.read() if run.stderr else ""
             assert time.monotonic() < deadline, "the batch never got going"
             time.sleep(0.1)
+        senders = _children(run.pid)
+        if outbox == "process":  # the outbox process, and the resource tracker spawn starts
+            assert senders
         run.send_signal(signal.SIGKILL)
         run.wait()
+        # Nothing of the killed run is left to race the next one.
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in senders):
+            assert time.monotonic() < deadline, "a process of the killed run lives on"
+            time.sleep(0.05)
         assert len(server.received) == 8
         server.handler.hold_after = 10**9
         server.handler.release.set()
@@ -325,3 +353,53 @@ def test_the_next_day_is_ranked_in_the_batch_and_sends_what_one_profile_would(
         listed = {p.pk: p.listed for p in store.papers(
             [i.pk for d in expected.values() for i in d.shown])}
         assert min(listed.values()).isoformat() >= "2026-06-30"
+
+
+class SlowHandler(Handler):
+    """Takes 50 ms to answer each message, as a busy provider does."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        import asyncio
+
+        await asyncio.sleep(0.05)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("outbox_process", [False, True])
+def test_a_stopped_run_settles_every_claim_and_the_next_run_sends_the_rest(
+    store, ca, outbox_process
+):
+    """The daemon's SIGTERM mid-batch: the run ends early with RunStopped, no claim is
+    left held (each is sent, or failed so that the next run sends it), and every reader
+    gets exactly one digest in the end."""
+    server = MailServer("none", ca)
+    server.handler = SlowHandler()
+    server.start()
+    try:
+        _stop_and_resume(store, server, outbox_process)
+    finally:
+        server.stop()
+
+
+def _stop_and_resume(store: Store, server: MailServer, outbox_process: bool) -> None:
+    profiles = _readers(store, 20)
+    settings = Settings(smtp=server.settings(connections=1), profiles=profiles)
+    stop = threading.Event()
+
+    def progress(state) -> None:
+        if state.sent >= 3:
+            stop.set()
+
+    with pytest.raises(RunStopped):
+        send_many(store, settings, profiles, now=NOW, stop=stop, progress=progress,
+                  outbox_process=outbox_process)
+    statuses = Counter(e.status for e in ledger(store))
+    assert set(statuses) <= {"sent", "failed"}, statuses  # nothing left "sending"
+    assert 3 <= statuses["sent"] < 20
+    assert len(server.received) == statuses["sent"]
+
+    later = send_many(store, settings, profiles, now=NOW + timedelta(minutes=5))
+    assert len(later.sent) == 20 - statuses["sent"]
+    counts = Counter(_recipients(server))
+    assert sorted(counts) == sorted(p.email[0] for p in profiles)
+    assert set(counts.values()) == {1}, counts

@@ -453,12 +453,12 @@ def test_a_from_name_cannot_add_a_header():
     assert parsed["List-Unsubscribe"] == "<https://papers.example.org/u/" + "t" * 150 + ">"
 
 
-@pytest.mark.parametrize("render_processes", [0, 1])
+@pytest.mark.parametrize("outbox_process", [False, True])
 def test_the_batched_send_carries_the_same_links_headers_and_kept_copy(
-    data_dir, tmp_path, plain_server, client_for, render_processes
+    data_dir, tmp_path, plain_server, client_for, outbox_process
 ):
     # `send --all` and the daemon's groups go through bulk.send_many, whose messages may
-    # be rendered in a worker process: they must be the messages the one-profile path
+    # be rendered and sent by a process of their own: they must be the messages the one-profile path
     # builds, links, List-Unsubscribe, From name and the copy for "view in browser".
     from paperdigest.bulk import send_many
 
@@ -469,7 +469,7 @@ def test_the_batched_send_carries_the_same_links_headers_and_kept_copy(
     settings = load_settings(config)
     with Store.open(data_dir) as store:
         report = send_many(store, settings, settings.profiles,
-                           render_processes=render_processes)
+                           outbox_process=outbox_process)
     assert sorted(report.sent) == ["ada", "bob"], report.summary()
     assert len(plain_server.received) == 2
     client = client_for(config)

@@ -2,27 +2,29 @@
 
 The profiles are ranked a block at a time against candidates gathered once
 (`service.select_picks_many`). The main thread claims each profile's day in the ledger,
-builds its digest and saves its picks; a worker process renders the messages (for big
-runs), and `smtp.connections` sender threads push them over connections they keep open
-(RSET after a refused message), optionally no faster than `smtp.max_per_minute`. All
-three overlap.
+builds its digest and saves its picks, then hands it to an outbox (outbox.py), which
+renders the message and sends it from `smtp.connections` threads over connections they
+keep open, optionally no faster than `smtp.max_per_minute`. For big runs the outbox is a
+process of its own, so ranking, rendering and sending overlap on two cores.
 
 Exactly once, with the ledger's rules (ledger.py), message by message as
 delivery.send_digests keeps them: a claim per profile and day before the message is
 built, its stable Message-ID, `record_attempt` just before the payload, `mark_sent` as
-soon as the server said 250, `mark_maybe` when no answer came after the payload. Each
-sender thread writes these on its own connection to the database, so nothing waits for
-the main thread. One refused recipient costs that message; a refused login or an
-unreachable server (after `smtp.retries`) costs the rest of the run, and each profile
-says why.
+soon as the server said 250, `mark_maybe` when no answer came after the payload. The
+sender threads write these on their own connections to the database, in whichever process
+they run. A stopped run settles what is on the wire, then marks every claim it still
+holds: failed, or maybe delivered if its payload had started. One refused recipient
+costs that message; a refused login or an unreachable server (after `smtp.retries`) costs
+the rest of the run, and each profile says why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-import os
 import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -43,17 +45,15 @@ from paperdigest.delivery import (
     resting_message,
 )
 from paperdigest.digest import Digest, assemble_digest, item_for, item_from
-from paperdigest.errors import PaperdigestError
+from paperdigest.errors import PaperdigestError, RunStopped
 from paperdigest.ledger import AlreadySentError
 from paperdigest.mailer import (
     ManagedConnection,
-    Outgoing,
-    SendError,
     domain_of,
     open_connection,
     sender_address,
 )
-from paperdigest.outbox import RateLimit, SenderPool, _Job, _Letter, _Renderers
+from paperdigest.outbox import LocalOutbox, Order, ProcessOutbox, RateLimit, _Letter
 from paperdigest.render import make_environment
 from paperdigest.service import (
     Reader,
@@ -72,8 +72,8 @@ log = logging.getLogger(__name__)
 
 # Selections taken from the ranker at once, then claimed and built.
 CHUNK = 32
-# From this many profiles on, messages are rendered in a worker process.
-PROCESS_RENDER_MIN = 500
+# From this many profiles on, messages are rendered and sent by a process of their own.
+PROCESS_OUTBOX_MIN = 500
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -138,12 +138,16 @@ def send_many(
     sleep: Callable[[float], None] = time.sleep,
     limit: RateLimit | None = None,
     progress: Callable[[Progress], None] | None = None,
-    render_processes: int | None = None,
+    outbox_process: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> BulkReport:
     """Build and send today's digest of every profile; see the module docstring.
 
-    ``render_processes``: worker processes that render (default: one per spare core for
-    runs of PROCESS_RENDER_MIN profiles or more, else none)."""
+    ``outbox_process``: render and send in a process of its own (outbox.ProcessOutbox);
+    by default for runs of PROCESS_OUTBOX_MIN profiles or more, unless ``connect`` or
+    ``limit`` are given (they live in this process). ``stop``: set it to end the run
+    early (the daemon's SIGTERM); RunStopped is raised once what was on the wire is
+    settled."""
     now = now or datetime.now(UTC)
     report = BulkReport()
     state = Progress(total=len(profiles))
@@ -160,7 +164,8 @@ def send_many(
     ttl = claim_ttl(settings.smtp)
     by_name = {p.name: p for p in profiles}
     days = {p.name: local_date(p, settings, now) for p in profiles}
-    claims: dict[str, int] = {}  # claimed here, not yet handed to a sender
+    claims: dict[str, int] = {}  # claimed here, not yet handed to the outbox
+    pending: dict[str, int] = {}  # handed to the outbox, no outcome back yet
     clock = time.perf_counter
     seconds = report.seconds
 
@@ -171,13 +176,16 @@ def send_many(
         if progress is not None:
             progress(state)
 
-    def collect(block: bool = False) -> None:
+    def collect(block: bool = False, stopping: bool = False) -> None:
+        if stop is not None and stop.is_set() and not stopping:
+            raise RunStopped("the run was stopped")
         while True:
             try:
-                result = pool.results.get(block=block)
+                result = outbox.results.get(block=block, timeout=0.1 if block else None)
             except queue.Empty:
                 return
             block = False
+            claim_id = pending.pop(result.key)
             if result.outcome == "sent":
                 report.sent[result.key] = message_ids[result.key]
             elif result.outcome == "maybe":
@@ -186,33 +194,11 @@ def send_many(
                     f"once more at most, with the same Message-ID {message_ids[result.key]}"
                 )
             else:
+                if result.outcome == "unbuilt":  # never reached a sender: nothing written
+                    record_quietly(ledger_api.mark_failed, store, claim_id, result.detail)
                 report.failed[result.key] = result.detail
-            advance(result.outcome)
-            in_flight.discard(result.key)
-
-    def hand_over(wait: bool = False) -> None:
-        """Rendered messages to the senders, in order."""
-        for name, result in renderers.ready(wait):
-            claim_id = claims.pop(name)
-            if isinstance(result, Exception):
-                why = f"cannot build the message: {result}"
-                record_quietly(ledger_api.mark_failed, store, claim_id, why)
-                report.failed[name] = why
-                advance("failed")
-                continue
-            recipients = tuple(to) or tuple(by_name[name].email)
-            # The copy is kept by the sender with the attempt; it counts once the ledger
-            # row says the message went out.
-            job = _Job(claim_id, Outgoing(name, sender, recipients, result.data),
-                       (result.subject, result.html, result.text))
-            in_flight.add(name)
-            while True:  # collect what came back while the queue is full
-                try:
-                    pool.jobs.put(job, timeout=0.05)
-                    break
-                except queue.Full:
-                    collect()
-            collect()
+            advance("sent" if result.outcome == "sent" else
+                    "failed" if result.outcome in ("failed", "unbuilt") else result.outcome)
 
     # A profile whose day is done is not ranked: a second run of the day is quick.
     fresh = []
@@ -245,14 +231,15 @@ def send_many(
         readers.append(Reader(name, day, since, settings.min_score(name)))
     shared = _DayCache(store, settings)
     links_for = links_maker(settings, store.path.parent)
-    if render_processes is None:
-        spare = max(1, (os.cpu_count() or 1) - 1)
-        render_processes = spare if len(fresh) >= PROCESS_RENDER_MIN else 0
-    renderers = _Renderers(render_processes)
+    if outbox_process is None:
+        outbox_process = (len(fresh) >= PROCESS_OUTBOX_MIN and connect is open_connection
+                          and limit is None)
     message_ids: dict[str, str] = {}
-    in_flight: set[str] = set()
-    pool = SenderPool(settings.smtp, store.path.parent, connect=connect, sleep=sleep,
-                      limit=limit)
+    outbox: LocalOutbox | ProcessOutbox = (
+        ProcessOutbox(settings.smtp, store.path.parent) if outbox_process
+        else LocalOutbox(settings.smtp, store.path.parent, connect=connect, sleep=sleep,
+                         limit=limit)
+    )
     try:
         selections = iter(select_picks_many(store, readers, cfg.picks, cfg.window_days))
         while True:
@@ -265,36 +252,44 @@ def send_many(
             letters = _prepare(store, settings, by_name, days, chunk, shared, force, now,
                                sender, ttl, report, claims)
             seconds["ledger"] += clock() - started
+            started = clock()
             for name, letter in letters:
                 if letter is None:
                     advance("skipped" if name in report.skipped
                             else "failed" if name in report.failed else "empty")
                     continue
                 message_ids[name] = letter.message_id
-                renderers.submit(name, _Letter(
+                order = Order(name, claims[name], _Letter(
                     letter.digest, cfg.subject, templates, sender,
                     tuple(to) or tuple(by_name[name].email), now, letter.message_id,
                     settings.smtp.from_name,
                     links_for(name, days[name]),
                 ))
-            started = clock()
-            hand_over()
-            seconds["render"] += clock() - started
+                # The copy is kept by the sender with the attempt; it counts once the
+                # ledger row says the message went out.
+                outbox.put(order, collect)
+                pending[name] = claims.pop(name)
+            collect()
+            seconds["hand_over"] += clock() - started
         started = clock()
-        hand_over(wait=True)
-        pool.close()
+        outbox.close(lambda: collect(block=True))
         collect()
         seconds["send_wait"] += clock() - started
     except BaseException:
         # Stop: what is queued is not sent (the senders mark it failed); a message on the
-        # wire finishes; claims not yet handed over are released.
-        pool.broken = SendError("the run was stopped", transient=True)
-        pool.close()
-        renderers.close()
+        # wire finishes and its outcome is read; claims not yet handed over are released,
+        # and those handed over with no outcome (never taken, or their sender died) are
+        # marked failed, or maybe delivered if the payload had started.
+        outbox.halt()
+        with contextlib.suppress(Exception):
+            outbox.close(lambda: collect(block=True, stopping=True))
+            collect(stopping=True)
         for claim_id in claims.values():
             record_quietly(ledger_api.mark_failed, store, claim_id, "run stopped before sending")
+        for claim_id in pending.values():
+            record_quietly(ledger_api.mark_interrupted, store, claim_id,
+                           "run stopped before sending")
         raise
-    renderers.close()
     return report
 
 

@@ -23,6 +23,12 @@ class ConfigError(PaperdigestError):
     exit_code = 2
 
 
+class RunStopped(PaperdigestError):
+    """A run of many digests was asked to stop (the daemon's SIGTERM) and did: what was
+    on the wire is settled and every claim it held is marked, so nobody's digest is lost
+    or doubled."""
+
+
 def describe_os_error(exc: OSError) -> str:
     """An OS error in words a user acts on: a full disk says "disk full"."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -9,13 +9,16 @@ kept for "view in browser".
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import signal
 import sqlite3
+import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +51,9 @@ log = logging.getLogger(__name__)
 # Messages built ahead of the senders, per connection: enough to keep them busy while the
 # next block is ranked, few enough that a stopped run leaves few claims to release.
 QUEUE_PER_CONNECTION = 16
+# Orders queued for the outbox process: more than a ranked block of profiles
+# (service.BATCH_PROFILES), so it works through one block while the next is ranked.
+ORDERS_AHEAD = 640
 
 
 # -- pacing -------------------------------------------------------------------------------
@@ -113,6 +119,7 @@ class SenderPool:
         sleep: Callable[[float], None] = time.sleep,
         limit: RateLimit | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        results: queue.Queue[_Result] | None = None,
     ) -> None:
         self.smtp = smtp
         self.data_dir = data_dir
@@ -123,7 +130,7 @@ class SenderPool:
         self.jobs: queue.Queue[_Job | None] = queue.Queue(
             maxsize=QUEUE_PER_CONNECTION * smtp.connections
         )
-        self.results: queue.Queue[_Result] = queue.Queue()
+        self.results: queue.Queue[_Result] = results if results is not None else queue.Queue()
         self.broken: SendError | None = None  # a failure no later message can avoid
         self.threads = [
             threading.Thread(target=self._run, name=f"smtp-{i}", daemon=True)
@@ -274,44 +281,208 @@ def render_letter(letter: _Letter) -> _Rendered:
     return _Rendered(message_bytes(message), rendered.subject, html, rendered.text)
 
 
-class _Renderers:
-    """Renders letters in order: in this process, or in worker processes so that
-    rendering overlaps ranking (results come back in submission order)."""
+# -- the outboxes: what send_many hands each claimed digest to ----------------------------
 
-    def __init__(self, processes: int) -> None:
-        self.pool = None
-        if processes > 0:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: the sender threads are running, and forking a threaded process is unsafe
-            self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(
-                "spawn"))
-        self.waiting: deque = deque()
+@dataclass(frozen=True)
+class Order:
+    """A claimed digest to render and send."""
 
-    def submit(self, key: str, letter: _Letter) -> None:
-        if self.pool is None:
-            try:
-                self.waiting.append((key, render_letter(letter)))
-            except Exception as exc:  # one digest that cannot render costs that one
-                self.waiting.append((key, exc))
-        else:
-            self.waiting.append((key, self.pool.submit(render_letter, letter)))
+    key: str
+    claim_id: int
+    letter: _Letter
 
-    def ready(self, wait: bool = False) -> Iterator[tuple[str, _Rendered | Exception]]:
-        """(key, the rendered message or the exception) for letters done, in order."""
-        while self.waiting:
-            key, result = self.waiting[0]
-            if self.pool is not None:
-                if not (wait or result.done()):
-                    return
-                try:
-                    result = result.result()
-                except Exception as exc:  # one digest that cannot render costs that one
-                    result = exc
-            self.waiting.popleft()
-            yield key, result
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+def _put(target, item, wait: Callable[[], None]) -> None:
+    """Put on a bounded queue, calling `wait` (collect results, check on a worker) while
+    it is full."""
+    while True:
+        try:
+            target.put(item, timeout=0.05)
+            return
+        except queue.Full:
+            wait()
+
+
+def _job(order: Order, rendered: _Rendered) -> _Job:
+    letter = order.letter
+    return _Job(order.claim_id, Outgoing(order.key, letter.sender, letter.recipients,
+                                         rendered.data),
+                (rendered.subject, rendered.html, rendered.text))
+
+
+class LocalOutbox:
+    """Renders in the calling thread and sends from a SenderPool in this process: for
+    small runs, and wherever `connect`, `sleep` or `limit` are given (tests, the daemon's
+    one-profile retries)."""
+
+    def __init__(
+        self,
+        smtp: SmtpSettings,
+        data_dir: Path,
+        *,
+        connect: Callable[[SmtpSettings], ManagedConnection] = open_connection,
+        sleep: Callable[[float], None] = time.sleep,
+        limit: RateLimit | None = None,
+        results: queue.Queue[_Result] | None = None,
+    ) -> None:
+        self.pool = SenderPool(smtp, data_dir, connect=connect, sleep=sleep, limit=limit,
+                               results=results)
+        self.results = self.pool.results
+
+    def put(self, order: Order, wait: Callable[[], None]) -> None:
+        try:
+            rendered = render_letter(order.letter)
+        except Exception as exc:  # one digest that cannot render costs that one
+            self.results.put(_Result(order.key, "unbuilt", f"cannot build the message: {exc}"))
+            return
+        _put(self.pool.jobs, _job(order, rendered), wait)
+
+    def halt(self) -> None:
+        """Stop: what is queued is not sent (marked failed); a message on the wire
+        finishes."""
+        self.pool.broken = SendError("the run was stopped", transient=True)
+
+    def close(self, wait: Callable[[], None]) -> None:
+        """Everything put is sent (or settled) when this returns; `wait` is called
+        meanwhile (collect results, see whether to stop)."""
+        for _ in self.pool.threads:
+            _put(self.pool.jobs, None, wait)
+        while any(thread.is_alive() for thread in self.pool.threads):
+            wait()
+        for thread in self.pool.threads:
+            thread.join()
+
+    @property
+    def running(self) -> bool:
+        return False
+
+
+class ProcessOutbox:
+    """A process of its own that renders each order and sends it (a LocalOutbox in it),
+    so that rendering and sending overlap ranking on another core and only a small
+    result per message comes back.
+
+    Exactly once: the orders are claimed before they are put here, and the process writes
+    each message's attempt and outcome to the ledger itself, as the sender threads do.
+    It dies with the process that started it (a killed run leaves no sender behind to
+    race the next run: PR_SET_PDEATHSIG on Linux, else a watch on the parent), and it
+    ignores Ctrl-C and SIGTERM: the run it belongs to decides when to stop (halt), so the
+    message on the wire finishes. Orders still queued when it stops never went out: the
+    run marks them (ledger.mark_interrupted)."""
+
+    def __init__(self, smtp: SmtpSettings, data_dir: Path) -> None:
+        import multiprocessing
+        from logging.handlers import QueueListener
+
+        context = multiprocessing.get_context("spawn")  # never fork a threaded process
+        self.orders = context.Queue(maxsize=ORDERS_AHEAD)
+        self.results = context.Queue()
+        self.logs = context.Queue()
+        self.stop = context.Event()
+        self.process = context.Process(
+            target=_outbox_process,
+            args=(smtp, str(data_dir), self.orders, self.results, self.logs, self.stop,
+                  os.getpid()),
+            name="paperdigest-outbox",
+            daemon=True,
+        )
+        self.process.start()
+        self.relay = QueueListener(self.logs, _ToLoggers())
+        self.relay.start()
+
+    def put(self, order: Order, wait: Callable[[], None]) -> None:
+        def waiting() -> None:
+            self.check()
+            wait()
+
+        _put(self.orders, order, waiting)
+
+    def check(self) -> None:
+        if not self.process.is_alive() and not self.stop.is_set():
+            raise OutboxDied(
+                f"the delivery process stopped unexpectedly (exit code {self.process.exitcode})"
+            )
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.orders.cancel_join_thread()  # orders it will never read must not keep us
+        with contextlib.suppress(queue.Full):
+            self.orders.put_nowait(None)
+
+    def close(self, wait: Callable[[], None]) -> None:
+        """No more orders; returns once the process has sent (or settled) every one.
+        `wait` collects results meanwhile: the process cannot end before they are read."""
+        if not self.stop.is_set():
+            _put(self.orders, None, lambda: (self.check(), wait()))
+        while self.running:
+            wait()
+        self.process.join()
+        self.relay.stop()
+
+    @property
+    def running(self) -> bool:
+        return self.process.is_alive()
+
+
+class OutboxDied(SendError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
+
+
+class _ToLoggers(logging.Handler):
+    """The delivery process's log records, handed to this process's loggers."""
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+        return True
+
+
+def _die_with(parent: int) -> None:
+    """End this process when `parent` ends, however it ends."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:  # elsewhere, and a second guard on Linux
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _outbox_process(smtp, data_dir, orders, results, logs, stop, parent) -> None:
+    from logging.handlers import QueueHandler
+
+    _die_with(parent)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    # Each SMTP round trip needs the GIL back from the rendering thread: wait 0.5 ms for
+    # it, not the default 5 (the senders would spend most of a message waiting).
+    sys.setswitchinterval(0.0005)
+    root = logging.getLogger()
+    root.handlers[:] = [QueueHandler(logs)]
+    root.setLevel(logging.INFO)
+
+    def pause(seconds: float) -> None:  # backoff and pacing end early on a halt
+        stop.wait(seconds)
+
+    outbox = LocalOutbox(smtp, Path(data_dir), sleep=pause, results=results,
+                         limit=RateLimit(smtp.max_per_minute, sleep=pause))
+
+    def halt_on_stop() -> None:
+        stop.wait()
+        outbox.halt()
+
+    threading.Thread(target=halt_on_stop, name="halt", daemon=True).start()
+    while not stop.is_set() and (order := orders.get()) is not None:
+        if not stop.is_set():
+            outbox.put(order, lambda: None)
+    outbox.close(lambda: None)

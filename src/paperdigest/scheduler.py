@@ -42,7 +42,7 @@ from paperdigest.delivery import (
     local_date,
     send_digests,
 )
-from paperdigest.errors import PaperdigestError
+from paperdigest.errors import PaperdigestError, RunStopped
 from paperdigest.ledger import is_done
 from paperdigest.mailer import ManagedConnection, open_connection
 from paperdigest.refresh import refresh_sources
@@ -201,7 +201,7 @@ class Daemon:
         with self._lock:
             try:
                 return job()
-            except StopRequested:
+            except (StopRequested, RunStopped):
                 log.warning("%s: stopped before the digest went out; it is sent on restart "
                             "(within the catch-up window)", label)
                 return "stopped"
@@ -243,7 +243,8 @@ class Daemon:
 
         with Store.open(self.data_dir) as store:
             report = send_many(store, self.settings, due, now=self.clock(),
-                               connect=self.connect, sleep=self._sleep, progress=progress)
+                               connect=self.connect, sleep=self._sleep, progress=progress,
+                               stop=self.stop)
         log.info("digests: %s", report.summary())
         self.outcomes |= {
             name: outcome for outcomes, outcome in (
