@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
 import resource
 import subprocess
@@ -58,7 +59,7 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
 
 
 def children_peak_rss_mb() -> float:
-    """The largest finished child's peak (the render worker of a big run)."""
+    """The largest finished child's peak (the outbox process of a big run)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
@@ -83,6 +84,15 @@ def _serve(port: int, count, ready) -> None:
         asyncio.run(asyncio.sleep(10**9))
     finally:
         controller.stop()
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds a process has used so far (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -182,10 +192,10 @@ def measure(config: Path, db_dir: Path, n: int, n_single: int, port: int) -> dic
         t0, cpu0 = time.perf_counter(), cpu_s()
         report = send_many(store, settings, batch, now=NOW, progress=progress)
         seconds = time.perf_counter() - t0 + config_s + index_s
-        # CPU time, this process and its render worker: what the shared machine's load
+        # CPU time, this process and its outbox process: what the shared machine's load
         # does not inflate as much as the wall clock.
         batch_cpu = cpu_s() - cpu0 + cpu_s(resource.RUSAGE_CHILDREN)
-        worker_cpu = cpu_s(resource.RUSAGE_CHILDREN)
+        outbox_cpu = cpu_s(resource.RUSAGE_CHILDREN)
         log(f"batch: {report.summary()} in {seconds:.1f}s")
         t0 = time.perf_counter()
         again = send_many(store, settings, batch, now=NOW)
@@ -215,12 +225,12 @@ def measure(config: Path, db_dir: Path, n: int, n_single: int, port: int) -> dic
         "next_day_sent": len(following.sent), "next_day_s": round(next_s, 1),
         "next_day_ms_per_profile": round(next_s / max(1, n) * 1000, 2),
         "cpu_ms_per_profile": round(batch_cpu / max(1, n) * 1000, 2),
-        "render_worker_cpu_ms_per_profile": round(worker_cpu / max(1, n) * 1000, 2),
+        "outbox_cpu_ms_per_profile": round(outbox_cpu / max(1, n) * 1000, 2),
         "single_cpu_ms_per_profile": round(single_cpu_ms, 1),
         "seconds": round(seconds, 1), "ms_per_profile": round(ms, 2),
         "ratio_vs_single": round(single_ms / ms, 1) if ms else None,
         "peak_rss_mb": round(peak_rss_mb()),
-        # The send process and its render worker together (an upper bound: two peaks).
+        # The send process and its outbox process together (an upper bound: two peaks).
         "peak_rss_with_worker_mb": round(peak_rss_mb() + children_peak_rss_mb()),
     }
 
@@ -263,6 +273,7 @@ def main() -> None:
     server = multiprocessing.Process(target=_serve, args=(port, count, ready), daemon=True)
     server.start()
     ready.wait(30)
+    server_cpu0 = process_cpu_s(server.pid)
     try:
         child = subprocess.run(
             [sys.executable, __file__, "--measure", str(config), str(db_dir), str(n),
@@ -272,10 +283,15 @@ def main() -> None:
     finally:
         time.sleep(0.2)
         delivered_total = count.value
+        server_cpu = process_cpu_s(server.pid)
         server.terminate()
     result = json.loads(child.stdout.strip().splitlines()[-1])
     delivered = delivered_total - result["single_sent"] - result["next_day_sent"]
     result["delivered"] = delivered
+    if server_cpu is not None and server_cpu0 is not None and delivered_total:
+        # What the counting SMTP server itself costs a message: it shares the two cores.
+        result["smtp_server_cpu_ms_per_message"] = round(
+            (server_cpu - server_cpu0) / delivered_total * 1000, 2)
     result["msgs_per_s"] = round(delivered / result["seconds"], 1) if result["seconds"] else 0
     log(json.dumps(result))
     print(json.dumps({

@@ -304,13 +304,12 @@ class _DayCache:
 
     def trending(self, profile: str, day: date) -> list:
         cfg = self.cfg
+        if cfg.trending <= 0:
+            return []
         if self.store.rules(profile):  # less what the profile muted
             return unmuted_trending(self.store, profile, cfg.trending, cfg.window_days, day)
         if day not in self._trending:
-            self._trending[day] = (
-                self.store.trending(cfg.trending, cfg.window_days, day)
-                if cfg.trending > 0 else []
-            )
+            self._trending[day] = self.store.trending(cfg.trending, cfg.window_days, day)
         return self._trending[day]
 
     def note(self, day: date) -> str:

@@ -48,9 +48,15 @@ class Signer:
     def __init__(self, secret: str, link_days: int) -> None:
         self._secret = secret
         self.max_age = int(timedelta(days=link_days).total_seconds())
+        self._serializers: dict[str, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self._secret, salt=f"paperdigest.{purpose}")
+        # One per purpose, made once: a digest signs ~20 links, a run 100,000 digests.
+        serializer = self._serializers.get(purpose)
+        if serializer is None:
+            serializer = URLSafeTimedSerializer(self._secret, salt=f"paperdigest.{purpose}")
+            self._serializers[purpose] = serializer
+        return serializer
 
     def _dumps(self, purpose: str, payload: list[Any]) -> str:
         return str(self._serializer(purpose).dumps(payload))
