@@ -403,3 +403,47 @@ def _stop_and_resume(store: Store, server: MailServer, outbox_process: bool) -> 
     counts = Counter(_recipients(server))
     assert sorted(counts) == sorted(p.email[0] for p in profiles)
     assert set(counts.values()) == {1}, counts
+
+
+def _outbox_pid() -> int:
+    """The outbox process this test process started (not multiprocessing's tracker)."""
+    for pid in _children(os.getpid()):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"spawn_main" in command and b"resource_tracker" not in command:
+            return pid
+    raise AssertionError("no outbox process")
+
+
+def test_a_killed_outbox_process_stops_the_run_and_the_next_run_sends_the_rest(store, ca):
+    """The outbox process dies mid-run (SIGKILL, as the OOM killer does): the run fails
+    with one line, no claim is left held, and the next run sends everyone who was not
+    sent; a digest whose payload had started goes once more at most, same Message-ID."""
+    from paperdigest.outbox import OutboxDied
+
+    server = MailServer("none", ca)
+    server.handler = SlowHandler()
+    server.start()
+    try:
+        profiles = _readers(store, 20)
+        settings = Settings(smtp=server.settings(connections=1), profiles=profiles)
+
+        def progress(state) -> None:
+            if state.sent == 3:
+                os.kill(_outbox_pid(), signal.SIGKILL)
+
+        with pytest.raises(OutboxDied, match="stopped unexpectedly"):
+            send_many(store, settings, profiles, now=NOW, progress=progress,
+                      outbox_process=True)
+        statuses = Counter(e.status for e in ledger(store))
+        assert set(statuses) <= {"sent", "failed", "maybe"}, statuses  # none held
+        assert 3 <= statuses["sent"] < 20
+        later = send_many(store, settings, profiles, now=NOW + timedelta(minutes=5))
+        assert not later.failed, later.failed
+    finally:
+        server.stop()
+    ids: dict[str, set[str]] = {}
+    for received in server.received:
+        ids.setdefault(received.recipients[0], set()).add(received.message["Message-ID"])
+    assert sorted(ids) == sorted(p.email[0] for p in profiles)  # everyone got theirs
+    assert all(len(one) == 1 for one in ids.values())  # a repeat carries the same id
+    assert len(server.received) <= 20 + statuses["maybe"]

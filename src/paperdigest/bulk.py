@@ -53,7 +53,14 @@ from paperdigest.mailer import (
     open_connection,
     sender_address,
 )
-from paperdigest.outbox import LocalOutbox, Order, ProcessOutbox, RateLimit, _Letter
+from paperdigest.outbox import (
+    LocalOutbox,
+    Order,
+    ProcessOutbox,
+    RateLimit,
+    SenderPool,
+    _Letter,
+)
 from paperdigest.render import make_environment
 from paperdigest.service import (
     Reader,
@@ -237,8 +244,8 @@ def send_many(
     message_ids: dict[str, str] = {}
     outbox: LocalOutbox | ProcessOutbox = (
         ProcessOutbox(settings.smtp, store.path.parent) if outbox_process
-        else LocalOutbox(settings.smtp, store.path.parent, connect=connect, sleep=sleep,
-                         limit=limit)
+        else LocalOutbox(SenderPool(settings.smtp, store.path.parent, connect=connect,
+                                    sleep=sleep, limit=limit))
     )
     try:
         selections = iter(select_picks_many(store, readers, cfg.picks, cfg.window_days))

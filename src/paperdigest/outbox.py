@@ -313,22 +313,12 @@ def _job(order: Order, rendered: _Rendered) -> _Job:
 
 class LocalOutbox:
     """Renders in the calling thread and sends from a SenderPool in this process: for
-    small runs, and wherever `connect`, `sleep` or `limit` are given (tests, the daemon's
-    one-profile retries)."""
+    small runs, wherever `connect` or `limit` are given (tests), and inside the outbox
+    process."""
 
-    def __init__(
-        self,
-        smtp: SmtpSettings,
-        data_dir: Path,
-        *,
-        connect: Callable[[SmtpSettings], ManagedConnection] = open_connection,
-        sleep: Callable[[float], None] = time.sleep,
-        limit: RateLimit | None = None,
-        results: queue.Queue[_Result] | None = None,
-    ) -> None:
-        self.pool = SenderPool(smtp, data_dir, connect=connect, sleep=sleep, limit=limit,
-                               results=results)
-        self.results = self.pool.results
+    def __init__(self, pool: SenderPool) -> None:
+        self.pool = pool
+        self.results = pool.results
 
     def put(self, order: Order, wait: Callable[[], None]) -> None:
         try:
@@ -379,7 +369,7 @@ class ProcessOutbox:
         self.orders = context.Queue(maxsize=ORDERS_AHEAD)
         self.results = context.Queue()
         self.logs = context.Queue()
-        self.stop = context.Event()
+        self.stop = _Flag(context)
         self.process = context.Process(
             target=_outbox_process,
             args=(smtp, str(data_dir), self.orders, self.results, self.logs, self.stop,
@@ -388,7 +378,7 @@ class ProcessOutbox:
             daemon=True,
         )
         self.process.start()
-        self.relay = QueueListener(self.logs, _ToLoggers())
+        self.relay: QueueListener | None = QueueListener(self.logs, _ToLoggers())
         self.relay.start()
 
     def put(self, order: Order, wait: Callable[[], None]) -> None:
@@ -398,8 +388,12 @@ class ProcessOutbox:
 
         _put(self.orders, order, waiting)
 
-    def check(self) -> None:
-        if not self.process.is_alive() and not self.stop.is_set():
+    def check(self, finished: bool = False) -> None:
+        """OutboxDied if the process ended without being asked to (`finished`: it was
+        told there are no more orders, so only a failing exit counts)."""
+        if self.stop.is_set() or self.process.is_alive():
+            return
+        if not finished or self.process.exitcode != 0:
             raise OutboxDied(
                 f"the delivery process stopped unexpectedly (exit code {self.process.exitcode})"
             )
@@ -418,14 +412,45 @@ class ProcessOutbox:
         while self.running:
             wait()
         self.process.join()
-        self.relay.stop()
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+        self.check(finished=True)
 
     @property
     def running(self) -> bool:
         return self.process.is_alive()
 
 
+class _Flag:
+    """The outbox's stop flag, shared with its process. Not a multiprocessing.Event:
+    setting one waits until its waiters have woken, and those of a killed process never
+    do. Waiting polls, 20 times a second."""
+
+    def __init__(self, context) -> None:
+        self._value = context.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            time.sleep(left)
+        return True
+
+
 class OutboxDied(SendError):
+    """The outbox process ended without being asked to (killed, out of memory): the run
+    stops, and the digests it held are marked failed, or maybe delivered if their
+    payload had started."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message, transient=False)
 
@@ -474,8 +499,8 @@ def _outbox_process(smtp, data_dir, orders, results, logs, stop, parent) -> None
     def pause(seconds: float) -> None:  # backoff and pacing end early on a halt
         stop.wait(seconds)
 
-    outbox = LocalOutbox(smtp, Path(data_dir), sleep=pause, results=results,
-                         limit=RateLimit(smtp.max_per_minute, sleep=pause))
+    outbox = LocalOutbox(SenderPool(smtp, Path(data_dir), sleep=pause, results=results,
+                                    limit=RateLimit(smtp.max_per_minute, sleep=pause)))
 
     def halt_on_stop() -> None:
         stop.wait()
