@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,16 +86,23 @@ class RefusingHandler(Handler):
         return "250 OK"
 
 
-def test_one_refused_recipient_costs_that_reader_not_the_batch(store, ca):
+@contextlib.contextmanager
+def _serving(ca, handler: Handler) -> Iterator[MailServer]:
+    """A local SMTP server answering with `handler`, for the test's duration."""
     server = MailServer("none", ca)
-    server.handler = RefusingHandler()
+    server.handler = handler
     server.start()
     try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_one_refused_recipient_costs_that_reader_not_the_batch(store, ca):
+    with _serving(ca, RefusingHandler()) as server:
         profiles = _readers(store, 12)
         settings = Settings(smtp=server.settings(connections=1), profiles=profiles)
         report = send_many(store, settings, profiles, now=NOW)
-    finally:
-        server.stop()
     assert list(report.failed) == ["reader007"]
     assert "550" in report.failed["reader007"]
     assert len(report.sent) == 11
@@ -372,13 +381,8 @@ def test_a_stopped_run_settles_every_claim_and_the_next_run_sends_the_rest(
     """The daemon's SIGTERM mid-batch: the run ends early with RunStopped, no claim is
     left held (each is sent, or failed so that the next run sends it), and every reader
     gets exactly one digest in the end."""
-    server = MailServer("none", ca)
-    server.handler = SlowHandler()
-    server.start()
-    try:
+    with _serving(ca, SlowHandler()) as server:
         _stop_and_resume(store, server, outbox_process)
-    finally:
-        server.stop()
 
 
 def _stop_and_resume(store: Store, server: MailServer, outbox_process: bool) -> None:
@@ -420,10 +424,7 @@ def test_a_killed_outbox_process_stops_the_run_and_the_next_run_sends_the_rest(s
     sent; a digest whose payload had started goes once more at most, same Message-ID."""
     from paperdigest.outbox import OutboxDied
 
-    server = MailServer("none", ca)
-    server.handler = SlowHandler()
-    server.start()
-    try:
+    with _serving(ca, SlowHandler()) as server:
         profiles = _readers(store, 20)
         settings = Settings(smtp=server.settings(connections=1), profiles=profiles)
 
@@ -439,8 +440,6 @@ def test_a_killed_outbox_process_stops_the_run_and_the_next_run_sends_the_rest(s
         assert 3 <= statuses["sent"] < 20
         later = send_many(store, settings, profiles, now=NOW + timedelta(minutes=5))
         assert not later.failed, later.failed
-    finally:
-        server.stop()
     ids: dict[str, set[str]] = {}
     for received in server.received:
         ids.setdefault(received.recipients[0], set()).add(received.message["Message-ID"])
