@@ -204,8 +204,7 @@ def send_many(
                 if result.outcome == "unbuilt":  # never reached a sender: nothing written
                     record_quietly(ledger_api.mark_failed, store, claim_id, result.detail)
                 report.failed[result.key] = result.detail
-            advance("sent" if result.outcome == "sent" else
-                    "failed" if result.outcome in ("failed", "unbuilt") else result.outcome)
+            advance("failed" if result.outcome == "unbuilt" else result.outcome)
 
     # A profile whose day is done is not ranked: a second run of the day is quick.
     fresh = []
