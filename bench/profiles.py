@@ -88,9 +88,10 @@ def _serve(port: int, count, ready) -> None:
 
 def process_cpu_s(pid: int) -> float | None:
     """CPU seconds a process has used so far (Linux /proc), else None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    from paperdigest.ledger import stat_fields
+
+    fields = stat_fields(pid)  # from /proc/PID/stat's state on: utime, stime at 11, 12
+    if len(fields) <= 12:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

@@ -21,6 +21,7 @@ from paperdigest.bulk import send_many
 from paperdigest.config import ProfileSettings, Settings
 from paperdigest.delivery import ledger
 from paperdigest.errors import RunStopped
+from paperdigest.ledger import stat_fields
 from paperdigest.outbox import RateLimit
 from paperdigest.shards import parse_shard, shard_of, take_shard
 from paperdigest.store import Store
@@ -214,21 +215,15 @@ def _children(pid: int) -> list[int]:
     """The live processes whose parent is `pid` (Linux /proc)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
+        child = int(stat.parent.name)
+        fields = stat_fields(child)  # [state, parent pid, ...]; [] once it is gone
+        if fields[:1] not in ([], ["Z"]) and fields[1] == str(pid):
+            found.append(child)
     return found
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    return stat_fields(pid)[:1] not in ([], ["Z"])
 
 
 @pytest.mark.parametrize("outbox", ["threads", "process"])

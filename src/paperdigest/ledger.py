@@ -82,7 +82,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _stat_fields(pid: int) -> list[str]:
+def stat_fields(pid: int) -> list[str]:
     """/proc/PID/stat from field 3 (state) on; empty where there is no such file."""
     stat = _read(f"/proc/{pid}/stat")
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
@@ -92,7 +92,7 @@ def _stat_fields(pid: int) -> list[str]:
 def process_start(pid: int) -> str | None:
     """An opaque stamp that differs between two processes that had the same pid: boot id
     and start tick from /proc; None where /proc is not available."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if len(fields) <= 19:
         return None
     boot = _read("/proc/sys/kernel/random/boot_id") or "boot"
@@ -155,7 +155,7 @@ def holder_gone(holder: Holder, claim: ClaimKey, me: Holder | None = None) -> bo
         return True
     except PermissionError:
         pass  # it exists, under another user
-    if _stat_fields(holder.pid)[:1] in (["Z"], ["X"]):
+    if stat_fields(holder.pid)[:1] in (["Z"], ["X"]):
         return True  # killed, not yet reaped by its parent
     start = process_start(holder.pid)
     return start is not None and start != holder.start  # the pid was reused
