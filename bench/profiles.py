@@ -232,7 +232,7 @@ def measure(config: Path, db_dir: Path, n: int, n_single: int, port: int) -> dic
         "ratio_vs_single": round(single_ms / ms, 1) if ms else None,
         "peak_rss_mb": round(peak_rss_mb()),
         # The send process and its outbox process together (an upper bound: two peaks).
-        "peak_rss_with_worker_mb": round(peak_rss_mb() + children_peak_rss_mb()),
+        "peak_rss_with_outbox_mb": round(peak_rss_mb() + children_peak_rss_mb()),
     }
 
 
